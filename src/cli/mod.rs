@@ -1,0 +1,116 @@
+//! Command line (命令行): `serve`, `check`, `map`, `mock`.
+
+mod check;
+mod map;
+mod mock;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default config: the demo federation with in-process simulated platforms.
+pub const DEFAULT_CONFIG: &str = "config/tongban.toml";
+
+/// tongban (通办): a gateway between provincial government-service platforms.
+#[derive(Debug, Parser)]
+#[command(name = "tongban", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gateway (the default command).
+    Serve {
+        /// The gateway config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate config, adapters, mappings and the matter list, and run every mapping's tests.
+    Check {
+        /// The gateway config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Translate one sample document with an adapter's mapping (partner onboarding).
+    Map {
+        /// The gateway config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Adapter name (file stem under adapters/).
+        #[arg(long)]
+        adapter: String,
+        /// Operation: submit, status or matters.
+        #[arg(long)]
+        operation: String,
+        /// to-native (canonical JSON in) or to-canonical (native document in).
+        #[arg(long)]
+        direction: map::DirectionArg,
+        /// Which message: request (default) or response.
+        #[arg(long, default_value = "request")]
+        message: map::MessageArg,
+        /// Write native output in the adapter's own encoding (e.g. GBK) instead of UTF-8.
+        #[arg(long)]
+        raw: bool,
+        /// The sample document.
+        file: PathBuf,
+    },
+    /// Run simulated provincial platforms standalone.
+    Mock {
+        /// Platforms to run (default: all), e.g. --adapter guizhou --adapter hunan.
+        #[arg(long)]
+        adapter: Vec<String>,
+        /// Listen address, for a single platform (default: the platform's own address).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// List the simulated platforms and exit.
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let command = cli.command.unwrap_or(Command::Serve { config: PathBuf::from(DEFAULT_CONFIG) });
+    match command {
+        Command::Check { config } => check::run(&config),
+        Command::Map { config, adapter, operation, direction, message, raw, file } => {
+            map::run(&config, &adapter, &operation, direction, message, raw, &file)
+        }
+        Command::Serve { config } => runtime(|| serve::run(config)),
+        Command::Mock { adapter, listen, list } => runtime(|| mock::run(adapter, listen, list)),
+    }
+}
+
+fn runtime<F, Fut>(body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(body()),
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+}
+
+/// Prints diagnostics the way `check`, `serve` and `map` all do.
+fn print_diagnostics(diagnostics: &crate::config::diagnostic::Diagnostics) {
+    for diagnostic in diagnostics.iter() {
+        eprintln!("{diagnostic}");
+    }
+}

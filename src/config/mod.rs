@@ -1,0 +1,9 @@
+//! Configuration (配置): raw serde types, compiled types and the validation passes between them.
+//! See [`load::load`], used alike by `serve`, reload and `tongban check`.
+
+pub mod diagnostic;
+pub mod load;
+pub mod raw;
+pub mod source;
+
+pub use load::{Federation, load};

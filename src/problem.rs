@@ -1,0 +1,364 @@
+//! Problems (错误响应): every error the gateway answers is an RFC 9457 `application/problem+json`
+//! body made here, from one table ([`GatewayError::spec`]) that gives each cause its status, a
+//! stable `type`, which side caused it and whether retrying may help. The same facts feed logs
+//! and, later, metrics and retry policy.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::adapter::envelope::Outcome;
+use crate::canonical::validate::FieldError;
+use crate::mapping::MapError;
+
+/// Media type of problem bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Which side caused an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The caller sent something wrong.
+    Downstream,
+    /// The platform failed or refused.
+    Upstream,
+    /// The gateway itself.
+    Gateway,
+}
+
+/// Every error a request can end in.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// No such endpoint.
+    #[error("no endpoint {method} {path}; see docs/canonical.md for the API")]
+    NoEndpoint {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+    },
+    /// The endpoint exists for other methods.
+    #[error("{path} does not accept {method}; use {allowed}")]
+    MethodNotAllowed {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Allowed methods.
+        allowed: &'static str,
+    },
+    /// Body larger than the limit.
+    #[error(
+        "the request body is larger than {limit} bytes; send materials by reference or ask the operator to raise server.body_limit_bytes"
+    )]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Both Content-Length and Transfer-Encoding were sent.
+    #[error("the request carries both Content-Length and Transfer-Encoding; send exactly one")]
+    ConflictingFraming,
+    /// The body could not be parsed at all.
+    #[error("{detail}")]
+    Unparseable {
+        /// What is wrong.
+        detail: String,
+        /// Where, when known (a JSON pointer or "line L, column C").
+        field: Option<String>,
+    },
+    /// A query parameter is missing or malformed.
+    #[error("query parameter '{name}' {detail}")]
+    BadQuery {
+        /// Parameter name.
+        name: &'static str,
+        /// What is wrong and the fix.
+        detail: String,
+    },
+    /// The document parsed but is invalid; every failing field is listed.
+    #[error("the application is invalid: {}", summary(errors))]
+    Invalid {
+        /// Failing fields.
+        errors: Vec<FieldError>,
+    },
+    /// A native document could not be translated to canonical (native ingress).
+    #[error("the {adapter} document cannot be translated: {error}")]
+    NativeUntranslatable {
+        /// The caller's adapter.
+        adapter: String,
+        /// The mapping error.
+        error: MapError,
+    },
+    /// A canonical request cannot be expressed in the target platform's format.
+    #[error("the application cannot be expressed for platform {adapter}: {error}")]
+    TargetUntranslatable {
+        /// The target adapter.
+        adapter: String,
+        /// The mapping error.
+        error: MapError,
+    },
+    /// A field the target platform needs to look a case up is missing.
+    #[error("platform {adapter} needs '{field}' for this operation; {hint}")]
+    MissingLookupField {
+        /// The target adapter.
+        adapter: String,
+        /// The canonical field.
+        field: String,
+        /// How to supply it.
+        hint: String,
+    },
+    /// No adapter of that name (native ingress).
+    #[error("no adapter named '{name}'; see GET /v1/adapters on the admin listener or the adapters/ directory")]
+    UnknownAdapter {
+        /// The name.
+        name: String,
+    },
+    /// The adapter does not offer the operation, or not for ingress.
+    #[error("adapter '{adapter}' has no {operation} operation that accepts a body; check its adapter file")]
+    UnsupportedOperation {
+        /// The adapter.
+        adapter: String,
+        /// The operation.
+        operation: String,
+    },
+    /// No platform serves the handling region.
+    #[error("no platform serves region {region}; check the code, or add an adapter whose regions cover it")]
+    NoRoute {
+        /// The region code.
+        region: String,
+    },
+    /// The matter list refuses the exchange.
+    #[error("{detail}")]
+    OutsideMatterList {
+        /// The refusal sentence.
+        detail: String,
+        /// The rule that refused (`file:line`).
+        rule: String,
+    },
+    /// The platform answered with a business error.
+    #[error("platform {adapter} refused: {} ({code})", message.as_deref().unwrap_or("no message"))]
+    UpstreamBusiness {
+        /// The platform.
+        adapter: String,
+        /// Canonical outcome.
+        outcome: Outcome,
+        /// The platform's code.
+        code: String,
+        /// The platform's message.
+        message: Option<String>,
+    },
+    /// The platform could not be reached, or dropped the connection.
+    #[error("platform {adapter} could not be reached: {detail}")]
+    UpstreamUnreachable {
+        /// The platform.
+        adapter: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The platform did not answer in time.
+    #[error("platform {adapter} did not answer within {}", humanize(*after))]
+    UpstreamTimeout {
+        /// The platform.
+        adapter: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The platform answered something the gateway cannot use.
+    #[error("platform {adapter} answered with something unusable: {detail}")]
+    UpstreamBadAnswer {
+        /// The platform.
+        adapter: String,
+        /// What was wrong.
+        detail: String,
+        /// HTTP status of the answer.
+        status: u16,
+    },
+    /// A bug or an exhausted resource in the gateway.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    let first: Vec<String> = errors.iter().take(3).map(|e| format!("{} {}", e.field, e.detail)).collect();
+    let more = errors.len().saturating_sub(3);
+    if more > 0 { format!("{}; and {more} more", first.join("; ")) } else { first.join("; ") }
+}
+
+fn humanize(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+/// The facts of one row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemSpec {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable slug; the `type` is `urn:tongban:problem:<slug>`.
+    pub slug: &'static str,
+    /// Short title.
+    pub title: &'static str,
+    /// Who caused it.
+    pub side: Side,
+    /// Whether the same request may succeed later.
+    pub retryable: bool,
+}
+
+const fn spec(status: u16, slug: &'static str, title: &'static str, side: Side, retryable: bool) -> ProblemSpec {
+    ProblemSpec { status, slug, title, side, retryable }
+}
+
+impl GatewayError {
+    /// The one table: error → status, type, side, retryability.
+    pub fn spec(&self) -> ProblemSpec {
+        use Side::*;
+        match self {
+            GatewayError::NoEndpoint { .. } => spec(404, "no-endpoint", "No such endpoint", Downstream, false),
+            GatewayError::MethodNotAllowed { .. } => {
+                spec(405, "method-not-allowed", "Method not allowed", Downstream, false)
+            }
+            GatewayError::BodyTooLarge { .. } => {
+                spec(413, "body-too-large", "Request body too large", Downstream, false)
+            }
+            GatewayError::ConflictingFraming => {
+                spec(400, "conflicting-framing", "Conflicting message framing", Downstream, false)
+            }
+            GatewayError::Unparseable { .. } => {
+                spec(400, "unparseable", "Request body cannot be parsed", Downstream, false)
+            }
+            GatewayError::BadQuery { .. } => {
+                spec(400, "bad-query", "Missing or invalid query parameter", Downstream, false)
+            }
+            GatewayError::Invalid { .. } => spec(422, "invalid", "Invalid application", Downstream, false),
+            GatewayError::NativeUntranslatable { .. } => {
+                spec(422, "native-untranslatable", "Native document cannot be translated", Downstream, false)
+            }
+            GatewayError::TargetUntranslatable { .. } => spec(
+                422,
+                "target-untranslatable",
+                "Application cannot be expressed for the handling platform",
+                Downstream,
+                false,
+            ),
+            GatewayError::MissingLookupField { .. } => {
+                spec(422, "missing-lookup-field", "The handling platform needs another field", Downstream, false)
+            }
+            GatewayError::UnknownAdapter { .. } => spec(404, "unknown-adapter", "Unknown adapter", Downstream, false),
+            GatewayError::UnsupportedOperation { .. } => {
+                spec(404, "unsupported-operation", "Operation not offered", Downstream, false)
+            }
+            GatewayError::NoRoute { .. } => spec(404, "no-route", "No platform serves the region", Downstream, false),
+            GatewayError::OutsideMatterList { .. } => {
+                spec(403, "outside-matter-list", "Not allowed by the matter list", Downstream, false)
+            }
+            GatewayError::UpstreamBusiness { outcome, .. } => match outcome {
+                Outcome::Invalid => spec(
+                    422,
+                    "upstream-invalid",
+                    "The handling platform found the application invalid",
+                    Upstream,
+                    false,
+                ),
+                Outcome::Rejected => {
+                    spec(422, "upstream-rejected", "The handling platform refused the application", Upstream, false)
+                }
+                Outcome::NotFound => {
+                    spec(404, "upstream-not-found", "The handling platform does not know it", Upstream, false)
+                }
+                Outcome::Duplicate => {
+                    spec(409, "upstream-duplicate", "The handling platform already has it", Upstream, false)
+                }
+                Outcome::Unavailable => {
+                    spec(503, "upstream-unavailable", "The handling platform is busy", Upstream, true)
+                }
+            },
+            GatewayError::UpstreamUnreachable { .. } => {
+                spec(502, "upstream-unreachable", "Handling platform unreachable", Upstream, true)
+            }
+            GatewayError::UpstreamTimeout { .. } => {
+                spec(504, "upstream-timeout", "Handling platform timed out", Upstream, true)
+            }
+            GatewayError::UpstreamBadAnswer { .. } => {
+                spec(502, "upstream-bad-answer", "Handling platform answered unusably", Upstream, true)
+            }
+            GatewayError::Internal(_) => spec(500, "internal", "Internal gateway error", Gateway, true),
+        }
+    }
+
+    /// The RFC 9457 body, with the request id and the error's own fields.
+    pub fn to_problem(&self, request_id: &str) -> Value {
+        let spec = self.spec();
+        let mut body = serde_json::json!({
+            "type": format!("urn:tongban:problem:{}", spec.slug),
+            "title": spec.title,
+            "status": spec.status,
+            "detail": self.to_string(),
+            "request_id": request_id,
+            "side": spec.side,
+            "retryable": spec.retryable,
+        });
+        let extra = match self {
+            GatewayError::Invalid { errors } => {
+                serde_json::json!({ "errors": errors, "field": errors.first().map(|e| &e.field) })
+            }
+            GatewayError::Unparseable { field: Some(field), .. } => serde_json::json!({ "field": field }),
+            GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
+            GatewayError::NativeUntranslatable { adapter, error } => {
+                serde_json::json!({ "field": error.path(), "adapter": adapter })
+            }
+            GatewayError::TargetUntranslatable { adapter, error } => {
+                serde_json::json!({ "field": error.path(), "adapter": adapter })
+            }
+            GatewayError::MissingLookupField { adapter, field, .. } => {
+                serde_json::json!({ "field": format!("/{field}"), "adapter": adapter })
+            }
+            GatewayError::OutsideMatterList { rule, .. } => serde_json::json!({ "rule": rule }),
+            GatewayError::UpstreamBusiness { adapter, outcome, code, message } => serde_json::json!({
+                "adapter": adapter,
+                "upstream": { "outcome": outcome.as_str(), "code": code, "message": message },
+            }),
+            GatewayError::UpstreamUnreachable { adapter, .. } | GatewayError::UpstreamTimeout { adapter, .. } => {
+                serde_json::json!({ "adapter": adapter })
+            }
+            GatewayError::UpstreamBadAnswer { adapter, status, .. } => {
+                serde_json::json!({ "adapter": adapter, "upstream": { "status": status } })
+            }
+            _ => Value::Null,
+        };
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+            body.extend(extra);
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_has_a_stable_type_and_status() {
+        let error = GatewayError::UpstreamTimeout { adapter: "guizhou".into(), after: Duration::from_secs(15) };
+        let problem = error.to_problem("r-1");
+        assert_eq!(problem["type"], "urn:tongban:problem:upstream-timeout");
+        assert_eq!(problem["status"], 504);
+        assert_eq!(problem["detail"], "platform guizhou did not answer within 15s");
+        assert_eq!(problem["retryable"], true);
+        assert_eq!(problem["side"], "upstream");
+    }
+
+    #[test]
+    fn invalid_lists_every_field() {
+        let errors = vec![
+            FieldError { field: "/applicant/id_number".into(), detail: "bad".into() },
+            FieldError { field: "/submitted_at".into(), detail: "bad".into() },
+        ];
+        let problem = GatewayError::Invalid { errors }.to_problem("r");
+        assert_eq!(problem["status"], 422);
+        assert_eq!(problem["field"], "/applicant/id_number");
+        assert_eq!(problem["errors"].as_array().map(Vec::len), Some(2));
+    }
+}

@@ -1,0 +1,300 @@
+//! The request pipeline (请求处理流程), read top to bottom:
+//!
+//! ```text
+//! accept ─▶ context (request id, trace) ─▶ framing + body limit ─▶ endpoint
+//!   canonical:  decode ─▶ validate ─▶ route (region → platform, kind, matter list)
+//!               ─▶ forward (encode ─▶ upstream ─▶ envelope ─▶ decode answer) ─▶ respond
+//!   native:     decode with the caller's adapter and mapping ─▶ the canonical flow
+//!               ─▶ encode the answer with the caller's mapping ─▶ respond
+//! ```
+//! Every stage lives in its own module and returns a typed [`GatewayError`]; [`respond::problem`]
+//! turns any of them into a problem response through the one table in [`crate::problem`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::context::RequestContext;
+use super::respond::{self, Reply};
+use super::{Gateway, body, decode, forward, route};
+use crate::adapter::{Operation, UsccCheck};
+use crate::canonical::State;
+use crate::config::Federation;
+use crate::mapping::MessageKind;
+use crate::problem::GatewayError;
+use crate::wire;
+
+/// Handles one request end to end; never fails: errors become problems.
+pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+    let started = Instant::now();
+    let cx = RequestContext::from_headers(request.headers());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let reply = match dispatch(&gateway, request, &cx).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            let spec = error.spec();
+            tracing::info!(request_id = %cx.request_id, %method, %path, status = spec.status, problem = spec.slug, side = ?spec.side, detail = %error, "Request refused.");
+            respond::problem(&error, &cx)
+        }
+    };
+    tracing::debug!(request_id = %cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
+    Ok(reply)
+}
+
+/// Picks the endpoint.
+async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContext) -> Result<Reply, GatewayError> {
+    body::check_framing(request.headers())?;
+    let federation = gateway.federation();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let not_allowed = |allowed: &'static str| GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.clone(),
+        allowed,
+    };
+    match (segments.as_slice(), &method) {
+        (["v1", "applications"], &Method::POST) => {
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let mut doc = decode::json(&bytes)?;
+            let answer = submit(gateway, &federation, &mut doc, cx).await?;
+            Ok(respond::json(StatusCode::CREATED, &answer, cx))
+        }
+        (["v1", "applications"], _) => Err(not_allowed("POST")),
+        (["v1", "applications", id], &Method::GET) => {
+            let region = query_param(query.as_deref(), "region");
+            let case_id = query_param(query.as_deref(), "case_id");
+            let mut doc = json!({ "application_id": id, "handling_region": region });
+            if let Some(case_id) = case_id {
+                doc["province_case_id"] = Value::String(case_id);
+            }
+            let answer = status(gateway, &federation, &doc, cx).await?;
+            Ok(respond::json(StatusCode::OK, &answer, cx))
+        }
+        (["v1", "applications", _], _) => Err(not_allowed("GET")),
+        (["v1", "matters"], &Method::GET) => {
+            let doc = json!({ "region": query_param(query.as_deref(), "region") });
+            let answer = matters(gateway, &federation, &doc, cx).await?;
+            Ok(respond::json(StatusCode::OK, &answer, cx))
+        }
+        (["v1", "matters"], _) => Err(not_allowed("GET")),
+        (["v1", "native", adapter, operation], &Method::POST) => {
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            native(gateway, &federation, adapter, operation, &bytes, cx).await
+        }
+        (["v1", "native", _, _], _) => Err(not_allowed("POST")),
+        _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
+    }
+}
+
+/// 全程网办 submit: validate, route, forward, answer.
+async fn submit(
+    gateway: &Gateway,
+    federation: &Federation,
+    doc: &mut Value,
+    cx: &RequestContext,
+) -> Result<Value, GatewayError> {
+    let (app, validation) = decode::validated(doc, federation.regions)?;
+    let (Some(accepting), Some(handling)) = (validation.accepting, validation.handling) else {
+        return Err(GatewayError::Internal("validated regions missing".into()));
+    };
+    let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
+    let mut warnings = Vec::new();
+    if let Some(failure) = validation.uscc_check_failure {
+        match route.adapter.uscc_check {
+            UsccCheck::Enforce => return Err(GatewayError::Invalid { errors: vec![failure] }),
+            UsccCheck::Warn => warnings.push(json!({"field": failure.field, "detail": failure.detail})),
+        }
+    }
+    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Submit, doc, cx).await?;
+    let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
+    tracing::info!(
+        request_id = %cx.request_id,
+        application_id = app.application_id.as_deref().unwrap_or(""),
+        platform = %route.adapter.name,
+        kind = route.kind.map(|k| k.as_str()).unwrap_or(""),
+        province_case_id = %case_id,
+        "Application submitted."
+    );
+    let mut out = json!({
+        "application_id": app.application_id,
+        "province_case_id": case_id,
+        "state": state,
+        "route": route.to_json(),
+    });
+    copy_optional(&answer, &mut out, &["accepted_at", "message"]);
+    if !warnings.is_empty() {
+        out["warnings"] = Value::Array(warnings);
+    }
+    Ok(out)
+}
+
+/// 办件查询: the handling platform's view of an application.
+async fn status(
+    gateway: &Gateway,
+    federation: &Federation,
+    doc: &Value,
+    cx: &RequestContext,
+) -> Result<Value, GatewayError> {
+    let handling = route::query_region(federation, doc["handling_region"].as_str(), "region")?;
+    let route = route::platform(federation, handling)?;
+    let mut request = doc.clone();
+    request["handling_region"] = Value::String(route.to.code.clone());
+    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Status, &request, cx).await?;
+    let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
+    let mut out = json!({
+        "application_id": doc["application_id"],
+        "province_case_id": case_id,
+        "state": state,
+        "route": route.to_json(),
+    });
+    copy_optional(&answer, &mut out, &["updated_at", "message"]);
+    Ok(out)
+}
+
+/// 事项目录: the matters a region's platform handles, marked when on the matter list.
+async fn matters(
+    gateway: &Gateway,
+    federation: &Federation,
+    doc: &Value,
+    cx: &RequestContext,
+) -> Result<Value, GatewayError> {
+    let region = route::query_region(federation, doc["region"].as_str(), "region")?;
+    let route = route::platform(federation, region)?;
+    let request = json!({ "region": route.to.code });
+    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Matters, &request, cx).await?;
+    let listed: Vec<Value> = answer["matters"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    let mut item = item.clone();
+                    let code = item["code"].as_str().unwrap_or_default().to_owned();
+                    item["on_matter_list"] = Value::Bool(federation.matters.name_of(&code).is_some());
+                    item
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(json!({ "region": route.to.code, "route": route.to_json(), "matters": listed }))
+}
+
+/// Native ingress: a platform speaks its own format; the gateway translates both ways.
+async fn native(
+    gateway: &Gateway,
+    federation: &Federation,
+    adapter: &str,
+    operation: &str,
+    bytes: &[u8],
+    cx: &RequestContext,
+) -> Result<Reply, GatewayError> {
+    let caller =
+        federation.adapters.get(adapter).ok_or_else(|| GatewayError::UnknownAdapter { name: adapter.to_owned() })?;
+    let unsupported =
+        || GatewayError::UnsupportedOperation { adapter: adapter.to_owned(), operation: operation.to_owned() };
+    let op = Operation::parse(operation).ok_or_else(unsupported)?;
+    let spec = caller.operations.get(&op).filter(|s| s.mapping.request.is_some()).ok_or_else(unsupported)?;
+    let mapping = &spec.mapping;
+    let doc = wire::decode(bytes, caller.format, caller.charset, &mapping.namespaces).map_err(|err| {
+        GatewayError::Unparseable {
+            detail: format!("{err}; send the {} format of adapter {adapter}", caller.content_type()),
+            field: None,
+        }
+    })?;
+    let mut canonical = mapping
+        .to_canonical(MessageKind::Request, &doc)
+        .map_err(|error| GatewayError::NativeUntranslatable { adapter: adapter.to_owned(), error })?;
+    let (status, answer) = match op {
+        Operation::Submit => (StatusCode::CREATED, submit(gateway, federation, &mut canonical, cx).await?),
+        Operation::Status => (StatusCode::OK, status(gateway, federation, &canonical, cx).await?),
+        Operation::Matters => (StatusCode::OK, matters(gateway, federation, &canonical, cx).await?),
+    };
+    let native = mapping.to_native(MessageKind::Response, &answer).map_err(|err| {
+        GatewayError::Internal(format!(
+            "the answer cannot be expressed in {adapter}'s format (mapping {}): {err}",
+            mapping.name
+        ))
+    })?;
+    let body = wire::encode(&native, caller.charset, &mapping.namespaces)
+        .map_err(|err| GatewayError::Internal(format!("cannot encode the answer for {adapter}: {err}")))?;
+    Ok(respond::bytes(status, caller.content_type(), body, cx))
+}
+
+/// A platform's answer must carry its case number and a known state.
+fn case_and_state(adapter: &str, answer: &Value) -> Result<(String, State), GatewayError> {
+    let bad = |detail: String| GatewayError::UpstreamBadAnswer { adapter: adapter.to_owned(), detail, status: 200 };
+    let case_id = match &answer["province_case_id"] {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        _ => return Err(bad("the answer carries no case number (province_case_id)".into())),
+    };
+    let state = serde_json::from_value::<State>(answer["state"].clone())
+        .map_err(|_| bad(format!("the answer's state {} is not a canonical state", answer["state"])))?;
+    Ok((case_id, state))
+}
+
+fn copy_optional(from: &Value, to: &mut Value, keys: &[&str]) {
+    for key in keys {
+        if let Some(value) = from.get(*key).filter(|v| !v.is_null()) {
+            to[*key] = value.clone();
+        }
+    }
+}
+
+/// One query parameter, percent-decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
+        assert_eq!(query_param(Some("region=520102&case_id=GZ%2D1"), "case_id").as_deref(), Some("GZ-1"));
+        assert_eq!(query_param(Some("region=%E5%BC%A0+x"), "region").as_deref(), Some("张 x"));
+        assert_eq!(query_param(Some("region=%"), "region").as_deref(), Some("%"));
+        assert_eq!(query_param(None, "region"), None);
+    }
+}

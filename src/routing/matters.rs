@@ -1,0 +1,337 @@
+//! The matter list (通办事项清单): which matters may be handled across regions or provinces, in
+//! which modes, and between which regions — through region groups (e.g. the southwest alliance,
+//! 西南地区跨省通办) or bilateral agreements between two cities (e.g. 酒泉 and 益阳).
+//! Local exchanges need no entry. An exchange the list does not allow is refused with the rule
+//! that refused it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::RouteKind;
+use crate::canonical::Mode;
+use crate::config::diagnostic::Diagnostics;
+use crate::config::source::{KeyPath, SpannedDoc};
+use crate::regions::RegionTable;
+
+/// The matter list file as written (config/matters.toml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatterList {
+    /// Region groups: alliances of provinces (or cities) that handle matters for each other.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<RawGroup>,
+    /// Matters allowed across regions or provinces.
+    #[serde(default, rename = "matter")]
+    pub matters: Vec<RawMatter>,
+    /// Bilateral agreements between two regions.
+    #[serde(default, rename = "agreement")]
+    pub agreements: Vec<RawAgreement>,
+}
+
+/// A region group (区域合作).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    /// Short name used by matters, e.g. "southwest".
+    pub name: String,
+    /// Title, e.g. "西南地区跨省通办".
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Member region prefixes (2, 4 or 6 digits).
+    pub regions: Vec<String>,
+}
+
+/// A matter-list entry (通办事项).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatter {
+    /// Matter code (事项编码).
+    pub code: String,
+    /// Matter name (事项名称).
+    pub name: String,
+    /// Modes allowed: online, proxy_acceptance, multi_site.
+    pub modes: Vec<Mode>,
+    /// May be handled across cities inside any province (省内通办).
+    #[serde(default)]
+    pub cross_region: bool,
+    /// Groups inside which it may be handled across provinces (跨省通办).
+    #[serde(default)]
+    pub cross_province: Vec<String>,
+}
+
+/// A bilateral agreement (合作协议) between two regions, typically two cities in different provinces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgreement {
+    /// Name, e.g. "酒泉—益阳跨省通办合作协议".
+    pub name: String,
+    /// Exactly two region prefixes.
+    pub regions: Vec<String>,
+    /// Matter codes covered.
+    pub matters: Vec<String>,
+    /// Modes allowed.
+    pub modes: Vec<Mode>,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    name: String,
+    regions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    modes: Vec<Mode>,
+    cross_region: bool,
+    groups: Vec<usize>,
+    location: String,
+}
+
+#[derive(Debug, Clone)]
+struct Agreement {
+    name: String,
+    regions: [String; 2],
+    matters: Vec<String>,
+    modes: Vec<Mode>,
+    location: String,
+}
+
+/// A compiled matter list.
+#[derive(Debug, Clone, Default)]
+pub struct MatterList {
+    file: String,
+    groups: Vec<Group>,
+    entries: HashMap<String, Entry>,
+    agreements: Vec<Agreement>,
+}
+
+/// Why an exchange was refused: the rule that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Refusal {
+    /// A sentence naming the rule and the fix.
+    pub detail: String,
+    /// The rule's place, `file:line`, or the file when no entry applies.
+    pub rule: String,
+}
+
+/// An exchange to check against the list.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// Matter code.
+    pub matter: &'a str,
+    /// Mode.
+    pub mode: Mode,
+    /// Current accepting region code.
+    pub accepting: &'a str,
+    /// Current handling region code.
+    pub handling: &'a str,
+    /// Classification.
+    pub kind: RouteKind,
+}
+
+fn covers(prefix: &str, code: &str) -> bool {
+    code.starts_with(prefix)
+}
+
+fn modes_text(modes: &[Mode]) -> String {
+    modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl MatterList {
+    /// Compiles the list; errors go to `diagnostics`.
+    pub fn compile(
+        raw: &RawMatterList,
+        doc: &SpannedDoc<'_>,
+        regions: &RegionTable,
+        diagnostics: &mut Diagnostics,
+    ) -> MatterList {
+        let file = doc.source().display.clone();
+        let location = |at: &KeyPath| format!("{file}:{}", doc.position(at).0);
+        let check_prefix = |diagnostics: &mut Diagnostics, at: &KeyPath, prefix: &str| {
+            let shaped = matches!(prefix.len(), 2 | 4 | 6) && prefix.bytes().all(|b| b.is_ascii_digit());
+            if !shaped || !regions.iter().any(|r| r.code.starts_with(prefix)) {
+                doc.report(diagnostics, at, format!("'{prefix}' is not a known region prefix; use 2, 4 or 6 digits of a GB/T 2260 code, e.g. 52 or 6209"));
+            }
+        };
+        let mut groups = Vec::new();
+        let mut group_index: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, group) in raw.groups.iter().enumerate() {
+            let at = KeyPath::root().key("group").index(index);
+            if group_index.insert(group.name.as_str(), groups.len()).is_some() {
+                doc.report(
+                    diagnostics,
+                    &at.key("name"),
+                    format!("group '{}' is defined twice; merge the two", group.name),
+                );
+            }
+            for (i, prefix) in group.regions.iter().enumerate() {
+                check_prefix(diagnostics, &at.key("regions").index(i), prefix);
+            }
+            groups.push(Group { name: group.name.clone(), regions: group.regions.clone() });
+        }
+        let mut entries = HashMap::new();
+        for (index, matter) in raw.matters.iter().enumerate() {
+            let at = KeyPath::root().key("matter").index(index);
+            if matter.modes.is_empty() {
+                doc.report(
+                    diagnostics,
+                    &at.key("modes"),
+                    "list at least one mode: online, proxy_acceptance or multi_site",
+                );
+            }
+            let mut indexes = Vec::new();
+            for (i, name) in matter.cross_province.iter().enumerate() {
+                match group_index.get(name.as_str()) {
+                    Some(g) => indexes.push(*g),
+                    None => {
+                        let known: Vec<&str> = group_index.keys().copied().collect();
+                        doc.report(
+                            diagnostics,
+                            &at.key("cross_province").index(i),
+                            format!(
+                                "no group named '{name}'; define it with [[group]] or use one of: {}",
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            let entry = Entry {
+                name: matter.name.clone(),
+                modes: matter.modes.clone(),
+                cross_region: matter.cross_region,
+                groups: indexes,
+                location: location(&at),
+            };
+            if entries.insert(matter.code.clone(), entry).is_some() {
+                doc.report(
+                    diagnostics,
+                    &at.key("code"),
+                    format!("matter {} is listed twice; merge the entries", matter.code),
+                );
+            }
+        }
+        let mut agreements = Vec::new();
+        for (index, agreement) in raw.agreements.iter().enumerate() {
+            let at = KeyPath::root().key("agreement").index(index);
+            for (i, prefix) in agreement.regions.iter().enumerate() {
+                check_prefix(diagnostics, &at.key("regions").index(i), prefix);
+            }
+            let [a, b] = agreement.regions.as_slice() else {
+                doc.report(
+                    diagnostics,
+                    &at.key("regions"),
+                    "an agreement is between exactly two regions, e.g. [\"6209\", \"4309\"]",
+                );
+                continue;
+            };
+            agreements.push(Agreement {
+                name: agreement.name.clone(),
+                regions: [a.clone(), b.clone()],
+                matters: agreement.matters.clone(),
+                modes: agreement.modes.clone(),
+                location: location(&at),
+            });
+        }
+        MatterList { file, groups, entries, agreements }
+    }
+
+    /// The listed name of a matter, if it is on the list.
+    pub fn name_of(&self, code: &str) -> Option<&str> {
+        self.entries.get(code).map(|e| e.name.as_str())
+    }
+
+    /// Allows or refuses an exchange.
+    pub fn permit(&self, exchange: &Exchange<'_>) -> Result<(), Refusal> {
+        if exchange.kind == RouteKind::Local {
+            return Ok(());
+        }
+        let agreement = self.agreements.iter().find(|a| {
+            let pair = (covers(&a.regions[0], exchange.accepting) && covers(&a.regions[1], exchange.handling))
+                || (covers(&a.regions[1], exchange.accepting) && covers(&a.regions[0], exchange.handling));
+            pair && a.matters.iter().any(|m| m == exchange.matter)
+        });
+        if let Some(agreement) = agreement {
+            if agreement.modes.contains(&exchange.mode) {
+                return Ok(());
+            }
+        }
+        let Some(entry) = self.entries.get(exchange.matter) else {
+            if let Some(agreement) = agreement {
+                return Err(Refusal {
+                    detail: format!(
+                        "agreement '{}' covers matter {} only in modes [{}], not {}; use an allowed mode or extend the agreement",
+                        agreement.name,
+                        exchange.matter,
+                        modes_text(&agreement.modes),
+                        exchange.mode.as_str()
+                    ),
+                    rule: agreement.location.clone(),
+                });
+            }
+            return Err(Refusal {
+                detail: format!(
+                    "matter {} is not on the matter list (通办事项清单) and no agreement covers {} ↔ {}, so it is handled only locally; submit it in the handling region, or add it to {}",
+                    exchange.matter, exchange.accepting, exchange.handling, self.file
+                ),
+                rule: self.file.clone(),
+            });
+        };
+        if !entry.modes.contains(&exchange.mode) {
+            return Err(Refusal {
+                detail: format!(
+                    "matter {} ({}) may be handled across regions only in modes [{}], not {}",
+                    exchange.matter,
+                    entry.name,
+                    modes_text(&entry.modes),
+                    exchange.mode.as_str()
+                ),
+                rule: entry.location.clone(),
+            });
+        }
+        match exchange.kind {
+            RouteKind::CrossRegion if entry.cross_region => Ok(()),
+            RouteKind::CrossRegion => Err(Refusal {
+                detail: format!(
+                    "matter {} ({}) is not open for cross-region handling inside a province (cross_region = false)",
+                    exchange.matter, entry.name
+                ),
+                rule: entry.location.clone(),
+            }),
+            RouteKind::CrossProvince => {
+                let shared = entry.groups.iter().map(|g| &self.groups[*g]).find(|group| {
+                    group.regions.iter().any(|p| covers(p, exchange.accepting))
+                        && group.regions.iter().any(|p| covers(p, exchange.handling))
+                });
+                match shared {
+                    Some(_) => Ok(()),
+                    None if entry.groups.is_empty() => Err(Refusal {
+                        detail: format!(
+                            "matter {} ({}) is not open for cross-province handling (no cross_province groups) and no agreement covers {} ↔ {}",
+                            exchange.matter, entry.name, exchange.accepting, exchange.handling
+                        ),
+                        rule: entry.location.clone(),
+                    }),
+                    None => {
+                        let names: Vec<&str> = entry.groups.iter().map(|g| self.groups[*g].name.as_str()).collect();
+                        Err(Refusal {
+                            detail: format!(
+                                "matter {} ({}) is handled across provinces only inside the groups [{}], and no group has both {} and {}",
+                                exchange.matter,
+                                entry.name,
+                                names.join(", "),
+                                exchange.accepting,
+                                exchange.handling
+                            ),
+                            rule: entry.location.clone(),
+                        })
+                    }
+                }
+            }
+            RouteKind::Local => Ok(()),
+        }
+    }
+}
