@@ -4,6 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 
 use std::hint::black_box;
+
+/// The same allocator as the `tongban` binary, so the figure is the gateway's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -48,6 +52,25 @@ fn bench(c: &mut Criterion) {
     assert!(text.contains("<xm>张三</xm>") && text.contains("<qrd>湖南省长沙市芙蓉区</qrd>"), "{text}");
 
     c.bench_function("json_to_canonical_to_gbk_xml_30_fields", |b| b.iter(|| black_box(translate())));
+
+    // The stages on their own, to see where the time goes.
+    let native = wire::decode(bytes, from.format, from.charset, &from_mapping.namespaces).unwrap();
+    let canonical = from_mapping.to_canonical(MessageKind::Request, &native).unwrap();
+    let target = to_mapping.to_native(MessageKind::Request, &canonical).unwrap();
+    let mut stages = c.benchmark_group("stages");
+    stages.bench_function("decode_json", |b| {
+        b.iter(|| black_box(wire::decode(bytes, from.format, from.charset, &from_mapping.namespaces).unwrap()))
+    });
+    stages.bench_function("to_canonical", |b| {
+        b.iter(|| black_box(from_mapping.to_canonical(MessageKind::Request, &native).unwrap()))
+    });
+    stages.bench_function("to_native_xml", |b| {
+        b.iter(|| black_box(to_mapping.to_native(MessageKind::Request, &canonical).unwrap()))
+    });
+    stages.bench_function("encode_gbk_xml", |b| {
+        b.iter(|| black_box(wire::encode(&target, to.charset, &to_mapping.namespaces).unwrap()))
+    });
+    stages.finish();
 }
 
 criterion_group!(benches, bench);

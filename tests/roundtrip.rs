@@ -132,7 +132,7 @@ fn project<P>(rules: &[Rule<P>], input: &Value, out: &mut Value) {
             }
         } else if rule.subtree {
             if let Some(values) = input.get_subtree(paths[0]) {
-                out.set_subtree(paths[0], &values).unwrap();
+                out.set_subtree(paths[0], values).unwrap();
             }
         } else if let Some(constant) = &rule.constant {
             out.set_value(paths[0], constant.clone()).unwrap();

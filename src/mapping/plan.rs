@@ -195,7 +195,7 @@ fn holds<N: Tree>(condition: &Condition<N::Path>, canonical: &Value, native: &N)
         Subject::Canonical(path) => canonical.get_value(path),
         Subject::Native(path) => native.get_value(path),
     };
-    let text = value.as_ref().map(super::table::native_key);
+    let text = value.as_ref().map(super::table::key_text);
     match &condition.test {
         Test::Equals(expected) => text.as_deref() == Some(expected.as_str()),
         Test::NotEquals(expected) => text.as_deref() != Some(expected.as_str()),
@@ -232,7 +232,7 @@ fn apply_to_native<N: Tree>(
             if let (Paths::One(from), Paths::One(to)) = (&rule.canonical, &rule.native) {
                 match canonical.get_subtree(from) {
                     Some(values) => native
-                        .set_subtree(to, &values)
+                        .set_subtree(to, values)
                         .map_err(|detail| MapError::Shape { path: cx.path(to), detail })?,
                     None if rule.required => return Err(MapError::Missing { path: cx.path(from) }),
                     None => {}
@@ -317,7 +317,7 @@ fn apply_to_canonical<N: Tree>(
             if let (Paths::One(to), Paths::One(from)) = (&rule.canonical, &rule.native) {
                 match native.get_subtree(from) {
                     Some(values) => canonical
-                        .set_subtree(to, &values)
+                        .set_subtree(to, values)
                         .map_err(|detail| MapError::Shape { path: cx.path(to), detail })?,
                     None if rule.required => return Err(MapError::Missing { path: cx.path(from) }),
                     None => {}

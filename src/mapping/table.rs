@@ -74,19 +74,19 @@ impl CodeTable {
 
     /// Canonical code → native code.
     pub fn to_native(&self, canonical: &Value) -> Result<Value, UnknownCode> {
-        let key = native_key(canonical);
-        match self.to_native.get(&key).or(self.native_default.as_ref()) {
+        let key = key_text(canonical);
+        match self.to_native.get(key.as_ref()).or(self.native_default.as_ref()) {
             Some(native) => Ok(native.clone()),
-            None => Err(UnknownCode { value: key, known: sorted(self.to_native.keys().cloned()) }),
+            None => Err(UnknownCode { value: key.into_owned(), known: sorted(self.to_native.keys().cloned()) }),
         }
     }
 
     /// Native code → canonical code.
     pub fn to_canonical(&self, native: &Value) -> Result<Value, UnknownCode> {
-        let key = native_key(native);
-        match self.to_canonical.get(&key).or(self.canonical_default.as_ref()) {
+        let key = key_text(native);
+        match self.to_canonical.get(key.as_ref()).or(self.canonical_default.as_ref()) {
             Some(canonical) => Ok(Value::String(canonical.clone())),
-            None => Err(UnknownCode { value: key, known: sorted(self.to_canonical.keys().cloned()) }),
+            None => Err(UnknownCode { value: key.into_owned(), known: sorted(self.to_canonical.keys().cloned()) }),
         }
     }
 
@@ -98,9 +98,14 @@ impl CodeTable {
 
 /// Native codes are compared as text: `1` and `"1"` are the same code.
 pub fn native_key(value: &Value) -> String {
+    key_text(value).into_owned()
+}
+
+/// The text of a code without allocating when it already is text (the common case).
+pub fn key_text(value: &Value) -> std::borrow::Cow<'_, str> {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        other => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 

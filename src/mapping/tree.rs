@@ -24,7 +24,7 @@ pub trait Tree: Sized {
     /// An object of string values at a path (JSON object, or XML element's children).
     fn get_subtree(&self, path: &Self::Path) -> Option<Map<String, Value>>;
     /// Writes an object of string values at a path.
-    fn set_subtree(&mut self, path: &Self::Path, values: &Map<String, Value>) -> Result<(), String>;
+    fn set_subtree(&mut self, path: &Self::Path, values: Map<String, Value>) -> Result<(), String>;
 }
 
 impl Tree for Value {
@@ -74,8 +74,8 @@ impl Tree for Value {
         }
     }
 
-    fn set_subtree(&mut self, path: &JsonPath, values: &Map<String, Value>) -> Result<(), String> {
-        *json_slot(self, path)? = Value::Object(values.clone());
+    fn set_subtree(&mut self, path: &JsonPath, values: Map<String, Value>) -> Result<(), String> {
+        *json_slot(self, path)? = Value::Object(values);
         Ok(())
     }
 }
@@ -103,7 +103,16 @@ fn json_slot<'a>(mut value: &'a mut Value, path: &JsonPath) -> Result<&'a mut Va
             };
         }
         value = match (step, value) {
-            (JsonStep::Key(key), Value::Object(map)) => map.entry(key.clone()).or_insert(Value::Null),
+            (JsonStep::Key(key), Value::Object(map)) => {
+                // Look up before inserting: cloning the key on every write is the hot path's cost.
+                if !map.contains_key(key) {
+                    map.insert(key.clone(), Value::Null);
+                }
+                match map.get_mut(key) {
+                    Some(slot) => slot,
+                    None => return Err(format!("cannot write {path}")),
+                }
+            }
             (JsonStep::Index(i), Value::Array(items)) => {
                 if items.len() <= *i {
                     items.resize(*i + 1, Value::Null);
@@ -174,14 +183,14 @@ impl Tree for Element {
         Some(map)
     }
 
-    fn set_subtree(&mut self, path: &XmlPath, values: &Map<String, Value>) -> Result<(), String> {
+    fn set_subtree(&mut self, path: &XmlPath, values: Map<String, Value>) -> Result<(), String> {
         let element = xml_make(self, path, path.elements())?;
         // Children live in the parent's namespace: <jq:Form><jq:reason>.
         let prefix = element_prefix(&element.name).to_owned();
         for (key, value) in values {
-            let mut child = Element::new(format!("{prefix}{key}"));
+            let mut child = Element::new(if prefix.is_empty() { key } else { format!("{prefix}{key}") });
             child.text = match value {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 other => other.to_string(),
             };
             element.push_child(child);
@@ -265,7 +274,7 @@ mod tests {
         let mut doc = Element::default();
         let form = XmlPath::parse("/jq:A/jq:Form", false).unwrap();
         let values = json!({"reason": "务工"});
-        doc.set_subtree(&form, values.as_object().unwrap()).unwrap();
+        doc.set_subtree(&form, values.as_object().unwrap().clone()).unwrap();
         assert_eq!(doc.children[0].children[0].name, "jq:reason");
         assert_eq!(Value::Object(doc.get_subtree(&form).unwrap()), values);
     }

@@ -158,10 +158,27 @@ impl Charset {
 
     /// The first character (byte offset, char) that [`Self::is_ambiguous`].
     fn first_ambiguous(self, s: &str) -> Option<(usize, char)> {
-        if self == Charset::Utf8 || s.is_ascii() {
+        if self == Charset::Utf8 {
             return None;
         }
-        s.char_indices().find(|&(_, c)| self.is_ambiguous(c))
+        // Every ambiguous code point starts with one of a few UTF-8 lead bytes (U+01F9 → C7,
+        // U+1E3F → E1, U+20AC..U+4DBF → E2..E4, U+9FB4.. → E9, U+E5E5.. → EE, U+FE10.. → EF), so
+        // a byte scan skips ASCII and the common CJK leads E5..E8 without decoding. This scan
+        // runs on every GBK body the gateway writes.
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if matches!(b, 0xC7 | 0xE1..=0xE4 | 0xE9 | 0xEE | 0xEF) {
+                if let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) {
+                    if self.is_ambiguous(c) {
+                        return Some((i, c));
+                    }
+                }
+            }
+            i += 1;
+        }
+        None
     }
 
     /// Characters encoding_rs maps that some peer's tables would decode to
