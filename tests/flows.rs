@@ -247,3 +247,72 @@ async fn matters_come_from_the_platform_marked_by_the_list() {
     assert_eq!(missing.json()["field"], "?region");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_uscc_check_is_refused_or_forwarded_with_a_warning_per_adapter() {
+    let harness = Harness::start().await;
+    let mut input = canonical("legal_person");
+    // A code of the right shape whose check character is wrong (…Y43 is right).
+    input["applicant"]["uscc"] = "91350100M000100Y44".into();
+    input["applicant"]["id_number"] = "91350100M000100Y44".into();
+
+    // 广东 enforces the check (the default).
+    input["handling_region"] = "440106".into();
+    let refused = harness.submit(&input).await;
+    assert_eq!(refused.status, 422, "{}", String::from_utf8_lossy(&refused.body));
+    let problem = refused.json();
+    assert_eq!(problem["type"], "urn:tongban:problem:invalid");
+    assert_eq!(problem["field"], "/applicant/id_number");
+    assert_eq!(problem["errors"].as_array().map(Vec::len), Some(2), "both codes are named: {problem}");
+
+    // 广西 accepts early codes that fail it (uscc_check = "warn"): forwarded, with a warning.
+    input["handling_region"] = "450103".into();
+    let accepted = harness.submit(&input).await;
+    assert_eq!(accepted.status, 201, "{}", String::from_utf8_lossy(&accepted.body));
+    let body = accepted.json();
+    assert_eq!(body["route"]["platform"], "guangxi");
+    assert_eq!(body["warnings"][0]["field"], "/applicant/id_number");
+    assert_eq!(body["warnings"][1]["field"], "/applicant/uscc");
+    let received: Value = serde_json::from_slice(&harness.last_body("guangxi").await).unwrap();
+    assert_eq!(received["applicant"]["creditCode"], "91350100M000100Y44");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn caller_headers_and_hop_by_hop_headers_never_reach_the_platform() {
+    let harness = Harness::start().await;
+    let input = golden_input("guizhou");
+    let answer = harness
+        .gateway(
+            "POST",
+            "/v1/applications",
+            &[
+                ("content-type", "application/json"),
+                ("connection", "keep-alive, x-private"),
+                ("x-private", "secret"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("te", "trailers"),
+                ("upgrade", "h2c"),
+                ("cookie", "session=abc"),
+                ("authorization", "Bearer caller-token"),
+            ],
+            input.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    for name in ["keep-alive", "proxy-authorization", "te", "upgrade", "x-private", "cookie", "authorization"] {
+        assert!(answer.header(name).is_none(), "the answer carries {name}");
+    }
+    let received = harness.received("guizhou").await;
+    let names: Vec<&str> =
+        received.last().unwrap()["header_names"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["accept", "content-length", "content-type", "host", "user-agent", "x-request-id"],
+        "the platform received {names:?}"
+    );
+    harness.stop().await;
+}

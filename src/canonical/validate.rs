@@ -28,9 +28,9 @@ impl FieldError {
 pub struct Validation {
     /// Refusing errors.
     pub errors: Vec<FieldError>,
-    /// A unified social credit code that fails its check character. Whether this refuses the
-    /// application is the target adapter's choice (some early legally issued codes fail).
-    pub uscc_check_failure: Option<FieldError>,
+    /// Unified social credit codes that fail only their check character. Whether this refuses
+    /// the application is the target adapter's choice (some early legally issued codes fail).
+    pub uscc_check_failures: Vec<FieldError>,
     /// The handling region, resolved to a current code.
     pub handling: Option<Resolved>,
     /// The accepting region, resolved to a current code.
@@ -81,7 +81,7 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         }
         (_, IdType::Uscc) => {
             if let Err(err) = check_uscc(&applicant.id_number) {
-                uscc_failure(&mut out.uscc_check_failure, errors, "/applicant/id_number", err);
+                uscc_failure(&mut out.uscc_check_failures, errors, "/applicant/id_number", err);
             }
         }
         _ if applicant.id_number.trim().is_empty() => {
@@ -115,7 +115,7 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
             )),
             Some(code) => {
                 if let Err(err) = check_uscc(code) {
-                    uscc_failure(&mut out.uscc_check_failure, errors, "/applicant/uscc", err);
+                    uscc_failure(&mut out.uscc_check_failures, errors, "/applicant/uscc", err);
                 }
             }
         }
@@ -198,11 +198,11 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
     out
 }
 
-fn uscc_failure(slot: &mut Option<FieldError>, errors: &mut Vec<FieldError>, field: &str, err: super::ids::UsccError) {
+fn uscc_failure(waivable: &mut Vec<FieldError>, errors: &mut Vec<FieldError>, field: &str, err: super::ids::UsccError) {
     let error = FieldError::new(field, err.to_string());
     // Only a failed check character may be waived; a malformed code never is.
-    if matches!(err, super::ids::UsccError::CheckCharacter { .. }) && slot.is_none() {
-        *slot = Some(error);
+    if matches!(err, super::ids::UsccError::CheckCharacter { .. }) {
+        waivable.push(error);
     } else {
         errors.push(error);
     }

@@ -17,6 +17,9 @@ pub const DEFAULT_CONFIG: &str = "config/tongban.toml";
 #[derive(Debug, Parser)]
 #[command(name = "tongban", version, about)]
 struct Cli {
+    /// The gateway config file (for every command that loads one).
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -24,22 +27,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the gateway (the default command).
-    Serve {
-        /// The gateway config file.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Serve,
     /// Validate config, adapters, mappings and the matter list, and run every mapping's tests.
-    Check {
-        /// The gateway config file.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Check,
     /// Translate one sample document with an adapter's mapping (partner onboarding).
     Map {
-        /// The gateway config file.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// Adapter name (file stem under adapters/).
         #[arg(long)]
         adapter: String,
@@ -76,13 +68,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let command = cli.command.unwrap_or(Command::Serve { config: PathBuf::from(DEFAULT_CONFIG) });
-    match command {
-        Command::Check { config } => check::run(&config),
-        Command::Map { config, adapter, operation, direction, message, raw, file } => {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => check::run(&config),
+        Command::Map { adapter, operation, direction, message, raw, file } => {
             map::run(&config, &adapter, &operation, direction, message, raw, &file)
         }
-        Command::Serve { config } => runtime(|| serve::run(config)),
+        Command::Serve => runtime(|| serve::run(config)),
         Command::Mock { adapter, listen, list } => runtime(|| mock::run(adapter, listen, list)),
     }
 }

@@ -33,10 +33,7 @@ pub async fn run(config: PathBuf) -> ExitCode {
             }
         };
         match MockServer::start(platform, listen).await {
-            Ok(server) => {
-                tracing::info!(platform = %name, title = platform.title, address = %server.local_addr(), "Simulated platform started.");
-                mocks.push(server);
-            }
+            Ok(server) => mocks.push(server),
             Err(err) => {
                 eprintln!(
                     "error: cannot start simulated platform {name} on {listen}: {err} (is another tongban running?)"

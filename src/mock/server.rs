@@ -119,6 +119,8 @@ struct Received {
     content_type: Option<String>,
     request_id: Option<String>,
     traceparent: Option<String>,
+    /// Every header name received, in order, so tests can see what was (not) forwarded.
+    header_names: Vec<String>,
     body: Bytes,
 }
 
@@ -284,6 +286,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         content_type: content_type.clone(),
         request_id: header(&headers, "x-request-id"),
         traceparent: header(&headers, "traceparent"),
+        header_names: headers.keys().map(|name| name.as_str().to_owned()).collect(),
         body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
     });
     tracing::info!(
@@ -426,6 +429,7 @@ fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respons
                             "x-request-id": r.request_id,
                             "traceparent": r.traceparent,
                         },
+                        "header_names": r.header_names,
                         "body": decode_body(style, &r.body),
                         "body_base64": STANDARD.encode(&r.body),
                     })

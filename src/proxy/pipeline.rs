@@ -105,10 +105,15 @@ async fn submit(
     };
     let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
     let mut warnings = Vec::new();
-    if let Some(failure) = validation.uscc_check_failure {
+    if !validation.uscc_check_failures.is_empty() {
         match route.adapter.uscc_check {
-            UsccCheck::Enforce => return Err(GatewayError::Invalid { errors: vec![failure] }),
-            UsccCheck::Warn => warnings.push(json!({"field": failure.field, "detail": failure.detail})),
+            UsccCheck::Enforce => return Err(GatewayError::Invalid { errors: validation.uscc_check_failures }),
+            UsccCheck::Warn => {
+                for failure in validation.uscc_check_failures {
+                    tracing::warn!(request_id = %cx.request_id, platform = %route.adapter.name, field = %failure.field, "A credit code failing its check character is forwarded (uscc_check = warn).");
+                    warnings.push(json!({"field": failure.field, "detail": failure.detail}));
+                }
+            }
         }
     }
     let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Submit, doc, cx).await?;

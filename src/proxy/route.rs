@@ -30,12 +30,15 @@ impl Route {
     /// The `route` object of answers.
     pub fn to_json(&self) -> Value {
         let mut route = json!({
-            "kind": self.kind.map(RouteKind::as_str),
-            "from": self.from.as_ref().map(|r| r.code.as_str()),
             "to": self.to.code,
             "platform": self.adapter.name,
             "platform_title": self.adapter.title,
         });
+        // Kind and origin are known for submissions only (a status query names no accepting region).
+        if let (Some(kind), Some(from)) = (self.kind, &self.from) {
+            route["kind"] = Value::from(kind.as_str());
+            route["from"] = Value::from(from.code.as_str());
+        }
         let retired: Vec<Value> = [("/accepting_region", self.from.as_ref()), ("/handling_region", Some(&self.to))]
             .into_iter()
             .filter_map(|(field, region)| {
