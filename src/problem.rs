@@ -56,9 +56,20 @@ pub enum GatewayError {
         /// The limit.
         limit: usize,
     },
-    /// Both Content-Length and Transfer-Encoding were sent.
-    #[error("the request carries both Content-Length and Transfer-Encoding; send exactly one")]
-    ConflictingFraming,
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {}; send it at once after the headers", humanize(*after))]
+    BodyTimeout {
+        /// The limit.
+        after: Duration,
+    },
+    /// The path names an application id that cannot be one.
+    #[error(
+        "'{id}' is not an application id: use the application_id from the submit answer (letters, digits, '-' and '_')"
+    )]
+    BadApplicationId {
+        /// The id as sent.
+        id: String,
+    },
     /// The body could not be parsed at all.
     #[error("{detail}")]
     Unparseable {
@@ -114,7 +125,9 @@ pub enum GatewayError {
         name: String,
     },
     /// The adapter does not offer the operation, or not for ingress.
-    #[error("adapter '{adapter}' has no {operation} operation that accepts a body; check its adapter file")]
+    #[error(
+        "adapter '{adapter}' offers no '{operation}' operation here (native ingress needs one whose mapping has a [request]); check its adapter file"
+    )]
     UnsupportedOperation {
         /// The adapter.
         adapter: String,
@@ -223,8 +236,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => {
                 spec(413, "body-too-large", "Request body too large", Downstream, false)
             }
-            GatewayError::ConflictingFraming => {
-                spec(400, "conflicting-framing", "Conflicting message framing", Downstream, false)
+            GatewayError::BodyTimeout { .. } => spec(408, "body-timeout", "Request body too slow", Downstream, true),
+            GatewayError::BadApplicationId { .. } => {
+                spec(400, "bad-application-id", "Not an application id", Downstream, false)
             }
             GatewayError::Unparseable { .. } => {
                 spec(400, "unparseable", "Request body cannot be parsed", Downstream, false)

@@ -188,7 +188,7 @@ async fn a_retired_region_code_routes_to_its_successor() {
     assert_eq!(route["retired_codes"][0]["code"], "522201");
     assert_eq!(route["retired_codes"][0]["successor"], "520602");
     let received: Value = serde_json::from_slice(&harness.last_body("guizhou").await).unwrap();
-    assert_eq!(received["blqh"], "522201", "the platform gets the code as the applicant gave it");
+    assert_eq!(received["blqh"], "520602", "the platform gets today's code");
     harness.stop().await;
 }
 

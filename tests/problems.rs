@@ -63,6 +63,12 @@ async fn bad_input_names_the_field_and_the_fix() {
     let problem = assert_problem(&harness.submit(&damaged).await, 422, "invalid");
     assert_eq!(problem["field"], "/materials/0/sha256");
 
+    let mut numeric_form = canonical("natural_person");
+    numeric_form["form"]["household_size"] = json!(3);
+    let problem = assert_problem(&harness.submit(&numeric_form).await, 422, "invalid");
+    assert_eq!(problem["field"], "/form/household_size");
+    assert!(problem["detail"].as_str().unwrap().contains("write 3 as \"3\""), "{problem}");
+
     // Nothing reached a platform.
     for platform in ["guizhou", "guangdong"] {
         assert!(harness.received(platform).await.is_empty(), "{platform} must receive nothing");
@@ -164,16 +170,35 @@ async fn endpoints_methods_and_limits() {
 }
 
 #[tokio::test]
-async fn conflicting_framing_is_refused() {
+async fn conflicting_framing_is_read_by_transfer_encoding_and_never_forwarded() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let harness = Harness::start().await;
+    let body = golden_input("guizhou").to_string();
     let mut stream = tokio::net::TcpStream::connect(harness.running.public).await.unwrap();
-    let request =
-        "POST /v1/applications HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    // A smuggling attempt: a short Content-Length beside a chunked body. RFC 9112 §6.3: the
+    // chunked framing wins and the connection is closed after the answer.
+    let request = format!(
+        "POST /v1/applications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 400"), "expected 400, got {text}");
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 201"), "expected 201, got {text}");
+    assert!(text.contains("connection: close"), "the connection must close after a conflicting request: {text}");
+    let received = harness.received("guizhou").await;
+    let names = &received.last().unwrap()["header_names"];
+    assert!(!names.as_array().unwrap().iter().any(|n| n == "transfer-encoding"), "{names}");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_an_application_id_is_refused() {
+    let harness = Harness::start().await;
+    let problem =
+        assert_problem(&harness.get("/v1/applications/a%2Fb%20c?region=520102").await, 400, "bad-application-id");
+    assert!(problem["detail"].as_str().unwrap().contains("'a/b c'"), "{problem}");
+    assert!(harness.received("guizhou").await.is_empty());
     harness.stop().await;
 }

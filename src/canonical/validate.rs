@@ -182,8 +182,12 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         }
     }
     for (key, value) in &app.form {
-        if value.is_object() || value.is_array() || value.is_null() {
-            errors.push(FieldError::new(format!("/form/{key}"), "form values must be strings, numbers or booleans"));
+        if !value.is_string() {
+            let text = crate::mapping::table::native_key(value);
+            errors.push(FieldError::new(
+                format!("/form/{key}"),
+                format!("form values are strings; write {value} as \"{text}\""),
+            ));
         }
     }
     if chrono::DateTime::parse_from_rfc3339(&app.submitted_at).is_err() {

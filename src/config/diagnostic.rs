@@ -1,7 +1,7 @@
 //! Configuration diagnostics (配置诊断): one error or warning, located at a file, line and key path.
 //!
 //! Every loader and validation pass reports through [`Diagnostics`] so that `tongban check`,
-//! `serve` and reload show every problem in every file at once, each in the form
+//! `serve` (and reload, when it comes) show every problem in every file at once, each in the form
 //! `mappings/anhui/submit.toml:14:3: request.fields[3].soruce: unknown field ...`.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Loading (加载): reads the gateway config, code tables, mappings, adapters and the matter list,
 //! compiles them in named passes and collects every diagnostic before reporting. `serve`,
-//! reload and `tongban check` all call [`load`].
+//! `tongban check` both call [`load`] (reload will too).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

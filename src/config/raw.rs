@@ -101,7 +101,8 @@ fn default_max_idle() -> usize {
     32
 }
 
-/// `[paths]`, relative to the config file.
+/// `[paths]`, relative to the config file's directory; by default `adapters/`, `mappings/` and
+/// `matters.toml` beside it (e.g. /etc/tongban/adapters with /etc/tongban/tongban.toml).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPaths {
@@ -123,10 +124,10 @@ impl Default for RawPaths {
 }
 
 fn default_adapters() -> String {
-    "../adapters".into()
+    "adapters".into()
 }
 fn default_mappings() -> String {
-    "../mappings".into()
+    "mappings".into()
 }
 fn default_matters() -> String {
     "matters.toml".into()

@@ -1,5 +1,5 @@
 //! Compiles raw mapping files into plans, collecting every error with its file, line and key
-//! path. Runs once at load (serve, reload, `tongban check`); requests only see the plans.
+//! path. Runs once at load (`serve`, `tongban check`); requests only see the plans.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use self::upstream::Upstream;
 use crate::config::Federation;
 
-/// A running gateway's shared state: the current federation (swapped whole on reload) and the
+/// A running gateway's shared state: the current federation (swappable whole, for reload) and the
 /// pooled upstream client.
 pub struct Gateway {
     federation: ArcSwap<Federation>,

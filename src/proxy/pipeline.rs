@@ -37,7 +37,21 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
         Ok(reply) => reply,
         Err(error) => {
             let spec = error.spec();
-            tracing::info!(request_id = %cx.request_id, %method, %path, status = spec.status, problem = spec.slug, side = ?spec.side, detail = %error, "Request refused.");
+            // The detail may quote what the caller sent (names, id numbers): it goes to the caller
+            // only; the log keeps the problem type, the field path and the platform's code.
+            let problem = error.to_problem(&cx.request_id);
+            tracing::info!(
+                request_id = %cx.request_id,
+                %method,
+                %path,
+                status = spec.status,
+                problem = spec.slug,
+                side = ?spec.side,
+                field = problem["field"].as_str().unwrap_or(""),
+                platform = problem["adapter"].as_str().unwrap_or(""),
+                upstream_code = problem["upstream"]["code"].as_str().unwrap_or(""),
+                "Request refused."
+            );
             respond::problem(&error, &cx)
         }
     };
@@ -47,7 +61,6 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
 
 /// Picks the endpoint.
 async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContext) -> Result<Reply, GatewayError> {
-    body::check_framing(request.headers())?;
     let federation = gateway.federation();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -66,7 +79,12 @@ async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestCon
             Ok(respond::json(StatusCode::CREATED, &answer, cx))
         }
         (["v1", "applications"], _) => Err(not_allowed("POST")),
-        (["v1", "applications", id], &Method::GET) => {
+        (["v1", "applications", raw_id], &Method::GET) => {
+            let id = percent_decode(raw_id);
+            let shaped = id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if id.is_empty() || id.len() > 64 || !shaped {
+                return Err(GatewayError::BadApplicationId { id });
+            }
             let region = query_param(query.as_deref(), "region");
             let case_id = query_param(query.as_deref(), "case_id");
             let mut doc = json!({ "application_id": id, "handling_region": region });
@@ -104,6 +122,12 @@ async fn submit(
         return Err(GatewayError::Internal("validated regions missing".into()));
     };
     let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
+    // Platforms validate against today's division table: send the current codes; the answer's
+    // route.retired_codes tells the caller which codes were replaced.
+    doc["handling_region"] = Value::String(route.to.code.clone());
+    if let Some(from) = &route.from {
+        doc["accepting_region"] = Value::String(from.code.clone());
+    }
     let mut warnings = Vec::new();
     if !validation.uscc_check_failures.is_empty() {
         match route.adapter.uscc_check {

@@ -90,7 +90,7 @@ pub enum RegionError {
     Malformed(String),
     /// Well-formed but neither current nor known to be retired.
     #[error(
-        "region code '{0}' is not a known GB/T 2260 code; check the code against the current division table, or ask the operator to add it to src/regions/data/retired.tsv if it was retired"
+        "region code '{0}' is not a known GB/T 2260 code; check the code against the current division table; a retired code unknown to the gateway's table (src/regions/data/retired.tsv) needs that table updated"
     )]
     Unknown(String),
 }

@@ -165,20 +165,10 @@ impl Charset {
         // U+1E3F → E1, U+20AC..U+4DBF → E2..E4, U+9FB4.. → E9, U+E5E5.. → EE, U+FE10.. → EF), so
         // a byte scan skips ASCII and the common CJK leads E5..E8 without decoding. This scan
         // runs on every GBK body the gateway writes.
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if matches!(b, 0xC7 | 0xE1..=0xE4 | 0xE9 | 0xEE | 0xEF) {
-                if let Some(c) = s.get(i..).and_then(|rest| rest.chars().next()) {
-                    if self.is_ambiguous(c) {
-                        return Some((i, c));
-                    }
-                }
-            }
-            i += 1;
-        }
-        None
+        s.bytes().enumerate().filter(|&(_, b)| AMBIGUOUS_LEAD[usize::from(b)]).find_map(|(i, _)| {
+            let c = s.get(i..).and_then(|rest| rest.chars().next())?;
+            self.is_ambiguous(c).then_some((i, c))
+        })
     }
 
     /// Characters encoding_rs maps that some peer's tables would decode to
@@ -210,6 +200,19 @@ impl Charset {
         }
     }
 }
+
+/// UTF-8 lead bytes that can start an ambiguous character (see `first_ambiguous`); a table
+/// lookup per byte is the cheapest scan.
+const AMBIGUOUS_LEAD: [bool; 256] = {
+    let mut table = [false; 256];
+    let leads = [0xC7, 0xE1, 0xE2, 0xE3, 0xE4, 0xE9, 0xEE, 0xEF];
+    let mut i = 0;
+    while i < leads.len() {
+        table[leads[i]] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Byte offset of the first malformed sequence in `bytes` (error path only).
 fn first_malformed(encoding: &'static Encoding, bytes: &[u8]) -> usize {
