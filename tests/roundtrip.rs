@@ -160,7 +160,7 @@ proptest! {
 
     #[test]
     fn canonical_to_native_and_back_is_lossless(app in application()) {
-        let federation = FEDERATION.with(|f| f.clone());
+        let federation = common::shared_federation();
         for adapter in federation.adapters.values() {
             // Applications travel through submit; status and matters requests carry a region or an id.
             if let Some(spec) = adapter.operations.get(&tongban::adapter::Operation::Submit) {
@@ -187,8 +187,4 @@ proptest! {
             }
         }
     }
-}
-
-thread_local! {
-    static FEDERATION: std::sync::Arc<tongban::config::Federation> = std::sync::Arc::new(common::demo_federation());
 }

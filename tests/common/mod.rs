@@ -31,6 +31,12 @@ pub fn demo_federation() -> Federation {
     }
 }
 
+/// The demo federation, loaded once per test binary (property tests run many cases).
+pub fn shared_federation() -> &'static Federation {
+    static LOADED: std::sync::OnceLock<Federation> = std::sync::OnceLock::new();
+    LOADED.get_or_init(demo_federation)
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Answer {
