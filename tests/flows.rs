@@ -316,3 +316,21 @@ async fn caller_headers_and_hop_by_hop_headers_never_reach_the_platform() {
     );
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_kept_alive() {
+    let harness = Harness::start().await;
+    let mut input = golden_input("guizhou");
+    for n in 0..4 {
+        input["application_id"] = format!("0194f3a0-7c00-7000-8000-00000000p00{n}").into();
+        let answer = harness.submit(&input).await;
+        assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    }
+    let mock = harness.mocks["guizhou"].local_addr();
+    let answer = harness.send("GET", &format!("http://{mock}/_mock/connections"), &[], Vec::new()).await;
+    // One connection from the gateway's pool, one for this query from the test's own client.
+    let accepted = answer.json()["accepted"].as_u64().unwrap();
+    assert_eq!(accepted, 2, "four sequential submissions should share one pooled connection");
+    assert_eq!(harness.received("guizhou").await.len(), 4);
+    harness.stop().await;
+}

@@ -7,6 +7,7 @@
 //! - `POST /_mock/fault` `{"mode":"none"|"down"|"slow"|"http_500"|"business_error","delay_ms":N}`.
 //! - `POST /_mock/state` `{"case_number","state","opinion"?}` — moves a case (own state codes).
 //! - `GET /_mock/cases` — `[{"case_number","external_id","state","opinion"}]`.
+//! - `GET /_mock/connections` — `{"accepted": N}`, TCP connections accepted so far.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -129,6 +130,8 @@ struct Shared {
     store: Mutex<CaseStore>,
     received: Mutex<Vec<Received>>,
     fault: Mutex<Fault>,
+    /// TCP connections accepted so far, so tests can see whether callers reuse connections.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// The `down` fault: the service fails, so hyper closes the connection without an answer.
@@ -153,6 +156,7 @@ impl MockServer {
             platform,
             store: Mutex::new(CaseStore::default()),
             received: Mutex::new(Vec::new()),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             fault: Mutex::new(Fault { mode: FaultMode::None, delay_ms: DEFAULT_DELAY_MS }),
         });
         let (stop, stopped) = oneshot::channel();
@@ -210,6 +214,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: on
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let shared = Arc::clone(&shared);
                     connections.spawn(async move {
                         let service = service_fn(move |req| {
@@ -484,6 +489,10 @@ fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respons
                 }
             }
         }
+        ("GET", "/_mock/connections") => json_reply(
+            StatusCode::OK,
+            &json!({"accepted": shared.connections.load(std::sync::atomic::Ordering::Relaxed)}),
+        ),
         ("GET", "/_mock/cases") => {
             let table = states(style);
             let list: Vec<Value> = lock(&shared.store)
