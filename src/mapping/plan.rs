@@ -3,6 +3,7 @@
 //! A plan is a list of rules with every path, date format and code table already compiled;
 //! applying it walks the rules once and never parses mapping text.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -192,10 +193,10 @@ pub fn to_canonical<N: Tree>(rules: &[Rule<N::Path>], native: &N, canonical: &mu
 
 fn holds<N: Tree>(condition: &Condition<N::Path>, canonical: &Value, native: &N) -> bool {
     let value = match &condition.subject {
-        Subject::Canonical(path) => canonical.get_value(path),
-        Subject::Native(path) => native.get_value(path),
+        Subject::Canonical(path) => canonical.get_ref(path),
+        Subject::Native(path) => native.get_ref(path),
     };
-    let text = value.as_ref().map(super::table::key_text);
+    let text = value.as_deref().map(super::table::key_text);
     match &condition.test {
         Test::Equals(expected) => text.as_deref() == Some(expected.as_str()),
         Test::NotEquals(expected) => text.as_deref() != Some(expected.as_str()),
@@ -241,13 +242,13 @@ fn apply_to_native<N: Tree>(
             continue;
         }
         let value = match (&rule.canonical, &rule.constant) {
-            (Paths::None, Some(constant)) => Some(constant.clone()),
+            (Paths::None, Some(constant)) => Some(Cow::Borrowed(constant)),
             (Paths::None, None) => None,
             // A constant with a canonical path is written towards canonical only.
             (_, Some(_)) => continue,
             (paths, None) => read(canonical, paths, rule.separator.as_deref()),
         };
-        let value = match value.or_else(|| rule.default.clone()) {
+        let value = match value.or_else(|| rule.default.as_ref().map(Cow::Borrowed)) {
             Some(value) => value,
             None if rule.required => return Err(MapError::Missing { path: cx.path(&first(&rule.canonical)) }),
             None => continue,
@@ -256,21 +257,22 @@ fn apply_to_native<N: Tree>(
         let mut value = value;
         if rule.constant.is_none() {
             if let Some(codec) = &rule.date {
-                value = codec.to_native(&value).map_err(|e| MapError::BadDate {
+                value = Cow::Owned(codec.to_native(&value).map_err(|e| MapError::BadDate {
                     path: source_path(),
                     value: e.value,
                     expected: e.expected,
-                })?;
+                })?);
             }
             if let Some(table) = &rule.table {
-                value = table.to_native(&value).map_err(|e| MapError::UnknownCode {
+                value = Cow::Owned(table.to_native(&value).map_err(|e| MapError::UnknownCode {
                     path: source_path(),
                     table: table.name.clone(),
                     value: e.value,
                     known: e.known,
-                })?;
+                })?);
             }
         }
+        let mut value = value.into_owned();
         if let Some(kind) = rule.native_type {
             value = coerce(value, kind).map_err(|value| MapError::BadType {
                 path: source_path(),
@@ -327,13 +329,13 @@ fn apply_to_canonical<N: Tree>(
         }
         let source_path = || cx.path(&first(&rule.native));
         let value = match (&rule.native, &rule.constant) {
-            (Paths::None, Some(constant)) => Some(constant.clone()),
+            (Paths::None, Some(constant)) => Some(Cow::Borrowed(constant)),
             (Paths::None, None) => None,
             (_, Some(_)) => continue,
             (paths, None) => read(native, paths, rule.separator.as_deref()),
         };
         let is_default = value.is_none();
-        let mut value = match value.or_else(|| rule.default.clone()) {
+        let mut value = match value.or_else(|| rule.default.as_ref().map(Cow::Borrowed)) {
             Some(value) => value,
             None if rule.required => return Err(MapError::Missing { path: source_path() }),
             None => continue,
@@ -341,21 +343,22 @@ fn apply_to_canonical<N: Tree>(
         // Defaults and constants are already canonical values.
         if rule.constant.is_none() && !is_default {
             if let Some(table) = &rule.table {
-                value = table.to_canonical(&value).map_err(|e| MapError::UnknownCode {
+                value = Cow::Owned(table.to_canonical(&value).map_err(|e| MapError::UnknownCode {
                     path: source_path(),
                     table: table.name.clone(),
                     value: e.value,
                     known: e.known,
-                })?;
+                })?);
             }
             if let Some(codec) = &rule.date {
-                value = codec.to_canonical(&value).map_err(|e| MapError::BadDate {
+                value = Cow::Owned(codec.to_canonical(&value).map_err(|e| MapError::BadDate {
                     path: source_path(),
                     value: e.value,
                     expected: e.expected,
-                })?;
+                })?);
             }
         }
+        let mut value = value.into_owned();
         if let Some(kind) = rule.canonical_type {
             value = coerce(value, kind).map_err(|value| MapError::BadType {
                 path: source_path(),
@@ -377,10 +380,10 @@ fn first<P: std::fmt::Display>(paths: &Paths<P>) -> String {
 }
 
 /// Reads one value, or joins several; absent (or empty-string) values count as missing.
-fn read<T: Tree>(doc: &T, paths: &Paths<T::Path>, separator: Option<&str>) -> Option<Value> {
+fn read<'d, T: Tree>(doc: &'d T, paths: &Paths<T::Path>, separator: Option<&str>) -> Option<Cow<'d, Value>> {
     match paths {
         Paths::None => None,
-        Paths::One(path) => doc.get_value(path).filter(|v| !matches!(v, Value::String(s) if s.is_empty())),
+        Paths::One(path) => doc.get_ref(path).filter(|v| !matches!(v.as_ref(), Value::String(s) if s.is_empty())),
         Paths::Many(paths) => {
             let parts: Vec<String> = paths
                 .iter()
@@ -389,7 +392,7 @@ fn read<T: Tree>(doc: &T, paths: &Paths<T::Path>, separator: Option<&str>) -> Op
             if parts.iter().all(String::is_empty) {
                 return None;
             }
-            Some(Value::String(parts.join(separator.unwrap_or(""))))
+            Some(Cow::Owned(Value::String(parts.join(separator.unwrap_or("")))))
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Documents the rules read and write: canonical and native JSON ([`serde_json::Value`]) and
 //! native XML ([`Element`]). One trait lets the same compiled rules address either.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::path::{JsonPath, JsonStep, XmlLeaf, XmlPath};
@@ -13,6 +15,11 @@ pub trait Tree: Sized {
 
     /// The scalar at a path; objects and arrays are not scalars. XML values are text.
     fn get_value(&self, path: &Self::Path) -> Option<Value>;
+    /// The scalar at a path, borrowed where the document holds it as a value already (JSON), so
+    /// that values a rule replaces anyway (dates, codes) are never copied.
+    fn get_ref(&self, path: &Self::Path) -> Option<Cow<'_, Value>> {
+        self.get_value(path).map(Cow::Owned)
+    }
     /// Writes a scalar, creating the containers on the way.
     fn set_value(&mut self, path: &Self::Path, value: Value) -> Result<(), String>;
     /// The items of an array (JSON) or the repeated elements (XML) at a path.
@@ -31,9 +38,13 @@ impl Tree for Value {
     type Path = JsonPath;
 
     fn get_value(&self, path: &JsonPath) -> Option<Value> {
+        self.get_ref(path).map(Cow::into_owned)
+    }
+
+    fn get_ref(&self, path: &JsonPath) -> Option<Cow<'_, Value>> {
         match json_get(self, path)? {
             Value::Null | Value::Object(_) | Value::Array(_) => None,
-            scalar => Some(scalar.clone()),
+            scalar => Some(Cow::Borrowed(scalar)),
         }
     }
 
