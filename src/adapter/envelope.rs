@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::config::diagnostic::Diagnostics;
 use crate::config::source::{KeyPath, SpannedDoc};
@@ -185,9 +184,4 @@ impl Envelope {
             .flatten()
             .collect()
     }
-}
-
-/// Reads a JSON value's text (for tests and logs).
-pub fn text(value: &Value) -> String {
-    native_key(value)
 }

@@ -68,14 +68,6 @@ impl PathTemplate {
         }
         Ok(out)
     }
-
-    /// The placeholders used.
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Field(name) => Some(name.as_str()),
-            Part::Literal(_) => None,
-        })
-    }
 }
 
 /// RFC 3986 unreserved characters pass; everything else is %XX of its UTF-8 bytes.

@@ -82,11 +82,6 @@ impl Diagnostics {
         self.items.iter().filter(|d| d.severity == Severity::Error)
     }
 
-    /// The warnings only.
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items.iter().filter(|d| d.severity == Severity::Warning)
-    }
-
     /// Every finding, in the order found.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()

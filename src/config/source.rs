@@ -141,17 +141,6 @@ impl SourceFile {
             message: tidy_serde_message(err.message()),
         }
     }
-
-    /// A diagnostic at a byte span of this file.
-    pub fn diagnostic_at(&self, span: Option<Range<usize>>, key_path: &KeyPath, message: String) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Error,
-            file: self.display.clone(),
-            position: span.map(|s| self.line_column(s.start)),
-            key_path: key_path.to_string(),
-            message,
-        }
-    }
 }
 
 /// The spanned parse tree of a [`SourceFile`], for locating key paths.

@@ -89,11 +89,6 @@ impl CodeTable {
             None => Err(UnknownCode { value: key.into_owned(), known: sorted(self.to_canonical.keys().cloned()) }),
         }
     }
-
-    /// Every canonical code, for property tests and docs.
-    pub fn canonical_codes(&self) -> impl Iterator<Item = &str> {
-        self.to_native.keys().map(String::as_str)
-    }
 }
 
 /// Native codes are compared as text: `1` and `"1"` are the same code.
