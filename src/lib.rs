@@ -7,11 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod cache;
 pub mod canonical;
 pub mod cli;
 pub mod config;
+pub mod identity;
+pub mod limit;
 pub mod mapping;
+pub mod metrics;
 pub mod mock;
+pub mod observe;
 pub mod problem;
 pub mod proxy;
 pub mod regions;

@@ -186,6 +186,32 @@ pub enum GatewayError {
         /// HTTP status of the answer.
         status: u16,
     },
+    /// No known partner identity.
+    #[error("{reason}; send the API key your partner entry lists in the X-Api-Key header")]
+    Unauthorized {
+        /// What was missing or wrong.
+        reason: String,
+    },
+    /// Over a rate limit.
+    #[error("over the {policy} rate limit ({limit}); retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        /// The limit's id.
+        limit: String,
+        /// The limit's policy name (partner, target, partner-operation, anonymous).
+        policy: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+        /// `RateLimit-Policy` and `RateLimit` header values.
+        headers: Option<(String, String)>,
+    },
+    /// The platform's concurrency cap stayed full.
+    #[error("platform {adapter} is at its concurrency limit; retry after {} s", retry_after.as_secs())]
+    BulkheadFull {
+        /// The platform.
+        adapter: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// A bug or an exhausted resource in the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -225,6 +251,17 @@ const fn spec(status: u16, slug: &'static str, title: &'static str, side: Side, 
 }
 
 impl GatewayError {
+    /// When the caller may retry, for a `Retry-After` header.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. } | GatewayError::BulkheadFull { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            GatewayError::UpstreamBusiness { outcome: Outcome::Unavailable, .. } => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// The one table: error → status, type, side, retryability.
     pub fn spec(&self) -> ProblemSpec {
         use Side::*;
@@ -298,6 +335,11 @@ impl GatewayError {
             GatewayError::UpstreamBadAnswer { .. } => {
                 spec(502, "upstream-bad-answer", "Handling platform answered unusably", Upstream, true)
             }
+            GatewayError::Unauthorized { .. } => spec(401, "unauthorized", "Unknown caller", Downstream, false),
+            GatewayError::RateLimited { .. } => spec(429, "rate-limited", "Too many requests", Downstream, true),
+            GatewayError::BulkheadFull { .. } => {
+                spec(503, "platform-busy", "Handling platform at capacity", Upstream, true)
+            }
             GatewayError::Internal(_) => spec(500, "internal", "Internal gateway error", Gateway, true),
         }
     }
@@ -330,6 +372,8 @@ impl GatewayError {
                 serde_json::json!({ "field": format!("/{field}"), "adapter": adapter })
             }
             GatewayError::OutsideMatterList { rule, .. } => serde_json::json!({ "rule": rule }),
+            GatewayError::RateLimited { limit, policy, .. } => serde_json::json!({ "limit": limit, "policy": policy }),
+            GatewayError::BulkheadFull { adapter, .. } => serde_json::json!({ "adapter": adapter }),
             GatewayError::UpstreamBusiness { adapter, outcome, code, message } => serde_json::json!({
                 "adapter": adapter,
                 "upstream": { "outcome": outcome.as_str(), "code": code, "message": message },

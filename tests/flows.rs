@@ -56,8 +56,15 @@ async fn status_round_trip_by_external_id() {
     assert_eq!(body["state"], "received");
     assert_eq!(body["route"]["platform"], "guizhou");
 
-    // The platform moves the case on (its own code 04 = 需补正); the gateway reports it canonically.
+    // The platform moves the case on (its own code 04 = 需补正). Within the cache's freshness the
+    // gateway still answers from the cache; after a purge it asks the platform again.
     harness.set_state("guizhou", &case_id, "04").await;
+    let cached = harness.get(&path).await;
+    assert_eq!(cached.json()["state"], "received");
+    assert!(cached.header("cache-status").unwrap().starts_with("tongban; hit"), "{:?}", cached.header("cache-status"));
+    let purged =
+        harness.admin("POST", "/admin/cache/purge", br#"{"target":"guizhou","operation":"status"}"#.to_vec()).await;
+    assert_eq!(purged.json()["purged"], 1);
     let body = harness.get(&path).await.json();
     assert_eq!(body["state"], "supplement_required", "{body}");
     assert!(body["updated_at"].as_str().unwrap().ends_with("+08:00"), "{body}");

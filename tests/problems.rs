@@ -138,7 +138,7 @@ async fn a_platform_that_is_not_listening_is_unreachable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let harness = Harness::start_with(demo_federation(), |federation| {
+    let harness = Harness::start_with(demo_federation(), move |federation| {
         let origins = [("guizhou".to_owned(), origin.clone())].into_iter().collect();
         *federation = federation.with_origins(&origins);
     })

@@ -13,8 +13,10 @@ use serde::Deserialize;
 
 use self::envelope::{Envelope, RawEnvelope};
 use self::template::PathTemplate;
+use crate::cache::CachePolicy;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::source::{KeyPath, SpannedDoc};
+use crate::limit::LimitSpec;
 use crate::mapping::{Mapping, WireFormat};
 use crate::wire::charset::Charset;
 
@@ -98,6 +100,42 @@ pub struct RawAdapter {
     pub envelope: Option<RawEnvelope>,
     /// Operations by name: `submit`, `status`, `matters`.
     pub operations: BTreeMap<String, RawOperation>,
+    /// Protects the platform's capacity: a rate for all callers together and a concurrency cap.
+    #[serde(default)]
+    pub limits: RawTargetLimits,
+    /// Cache policies for its idempotent operations (defaults come from the gateway's [cache]).
+    #[serde(default)]
+    pub cache: RawAdapterCache,
+}
+
+/// `[limits]` of an adapter.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetLimits {
+    /// Requests per second to this platform from all callers together.
+    #[serde(default)]
+    pub rate: Option<crate::config::raw::RawRate>,
+    /// Calls in flight to this platform at most (bulkhead, 舱壁); default 64.
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// How long a call may wait for a free slot before a 503, in milliseconds; default 100.
+    #[serde(default)]
+    pub queue_timeout_ms: Option<u64>,
+}
+
+/// `[cache]` of an adapter.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdapterCache {
+    /// Policy for status queries.
+    #[serde(default)]
+    pub status: Option<crate::config::raw::RawCachePolicy>,
+    /// Policy for matter catalogues.
+    #[serde(default)]
+    pub matters: Option<crate::config::raw::RawCachePolicy>,
+    /// The platform answers differently per caller: keep one cache entry per partner.
+    #[serde(default)]
+    pub caller_scoped: bool,
 }
 
 fn default_charset() -> Charset {
@@ -168,6 +206,16 @@ pub struct Adapter {
     pub envelope: Option<Envelope>,
     /// Operations.
     pub operations: HashMap<Operation, OperationSpec>,
+    /// Rate limit for all callers together.
+    pub rate: Option<LimitSpec>,
+    /// Bulkhead size.
+    pub max_concurrency: usize,
+    /// Bulkhead wait.
+    pub queue_timeout: Duration,
+    /// Cache policies of cacheable operations (absent: not cached).
+    pub cache: HashMap<Operation, CachePolicy>,
+    /// One cache entry per caller.
+    pub cache_caller_scoped: bool,
 }
 
 impl Adapter {
@@ -182,13 +230,33 @@ impl Adapter {
     }
 }
 
-/// Defaults from the gateway config for timeouts.
+/// Defaults from the gateway config.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutDefaults {
     /// Connect timeout.
     pub connect: Duration,
     /// Request timeout.
     pub request: Duration,
+    /// Cache policy for status queries.
+    pub status_cache: crate::config::raw::RawCachePolicy,
+    /// Cache policy for matter catalogues.
+    pub matters_cache: crate::config::raw::RawCachePolicy,
+}
+
+/// Bulkhead defaults: generous enough for a provincial platform, small enough to protect it.
+const DEFAULT_MAX_CONCURRENCY: usize = 64;
+const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A compiled rate limit from its raw form.
+pub fn limit_spec(id: String, policy: &str, rate: &crate::config::raw::RawRate) -> LimitSpec {
+    LimitSpec { id, policy: policy.to_owned(), per_second: rate.per_second, burst: rate.burst, shadow: rate.shadow }
+}
+
+fn cache_policy(raw: &crate::config::raw::RawCachePolicy) -> Option<CachePolicy> {
+    (raw.ttl_ms > 0).then(|| CachePolicy {
+        ttl: Duration::from_millis(raw.ttl_ms),
+        stale_if_error: Duration::from_millis(raw.stale_if_error_ms),
+    })
 }
 
 /// Compiles an adapter file; errors go to `diagnostics`.
@@ -344,6 +412,21 @@ pub fn compile(
     if !raw.operations.contains_key("submit") {
         doc.report(diagnostics, &root.key("operations"), "an adapter needs at least [operations.submit]");
     }
+    if let Some(rate) = &raw.limits.rate {
+        check_rate(rate, doc, &root.key("limits").key("rate"), diagnostics);
+    }
+    if raw.limits.max_concurrency == Some(0) {
+        doc.report(diagnostics, &root.key("limits").key("max_concurrency"), "must be at least 1");
+    }
+    let mut cache = HashMap::new();
+    for (operation, own, default) in [
+        (Operation::Status, raw.cache.status, defaults.status_cache),
+        (Operation::Matters, raw.cache.matters, defaults.matters_cache),
+    ] {
+        if let Some(policy) = cache_policy(&own.unwrap_or(default)) {
+            cache.insert(operation, policy);
+        }
+    }
     if diagnostics.errors().count() > before {
         return None;
     }
@@ -361,7 +444,27 @@ pub fn compile(
         request_timeout: raw.timeouts.request_ms.map(Duration::from_millis).unwrap_or(defaults.request),
         envelope,
         operations,
+        rate: raw.limits.rate.as_ref().map(|rate| limit_spec(format!("target:{name}"), "target", rate)),
+        max_concurrency: raw.limits.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
+        queue_timeout: raw.limits.queue_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_QUEUE_TIMEOUT),
+        cache,
+        cache_caller_scoped: raw.cache.caller_scoped,
     })
+}
+
+/// A rate must admit something: zero rate or burst would refuse every request.
+pub fn check_rate(
+    rate: &crate::config::raw::RawRate,
+    doc: &SpannedDoc<'_>,
+    at: &KeyPath,
+    diagnostics: &mut Diagnostics,
+) {
+    if rate.per_second == 0 {
+        doc.report(diagnostics, &at.key("per_second"), "must be at least 1; to stop traffic, remove the adapter");
+    }
+    if rate.burst == 0 {
+        doc.report(diagnostics, &at.key("burst"), "must be at least 1 (the number of requests admitted at once)");
+    }
 }
 
 /// `http://host:port/prefix` → (`http://host:port`, `/prefix`).

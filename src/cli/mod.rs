@@ -67,9 +67,13 @@ enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // `serve` installs logging itself, in the format its configuration asks for.
+    if !matches!(command, Command::Serve) {
+        init_logging();
+    }
+    match command {
         Command::Check => check::run(&config),
         Command::Map { adapter, operation, direction, message, raw, file } => {
             map::run(&config, &adapter, &operation, direction, message, raw, &file)
@@ -94,16 +98,7 @@ where
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: log files and journald get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::observe::logging::init(crate::observe::logging::LogFormat::Text);
 }
 
 /// Prints diagnostics the way `check`, `serve` and `map` all do.

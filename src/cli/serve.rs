@@ -21,6 +21,7 @@ pub async fn run(config: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    crate::observe::logging::init(federation.observe.log_format);
     super::print_diagnostics(&warnings);
     let mut mocks = Vec::new();
     for name in &federation.demo_mocks {
@@ -60,7 +61,7 @@ pub async fn run(config: PathBuf) -> ExitCode {
         }
     };
     tracing::info!(public = %running.public, admin = %running.admin, adapters, "Gateway listening.");
-    wait_for_signal().await;
+    wait_for_signal(&running.gateway).await;
     tracing::info!("Shutting down: finishing open requests.");
     running.shutdown().await;
     for mock in mocks {
@@ -69,23 +70,30 @@ pub async fn run(config: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM; reloads the configuration on every SIGHUP meanwhile.
+async fn wait_for_signal(gateway: &crate::proxy::Gateway) {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+                _ = hangup.recv() => {
+                    // Errors are logged and counted by reload; the old configuration keeps serving.
+                    let _ = gateway.reload("SIGHUP").await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = gateway;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use super::diagnostic::{Diagnostic, Diagnostics, Severity};
 use super::raw::RawGatewayConfig;
 use super::source::{KeyPath, SourceFile};
-use crate::adapter::{self, Adapter, RawAdapter, TimeoutDefaults};
+use crate::adapter::{self, Adapter, Operation, RawAdapter, TimeoutDefaults};
+use crate::identity::{Identities, Partner};
+use crate::limit::LimitSpec;
 use crate::mapping::Mapping;
 use crate::mapping::compile::{TableRegistry, compile_mapping};
 use crate::mapping::raw::{RawMappingFile, RawTableFile};
@@ -64,20 +66,55 @@ pub struct Federation {
     pub demo_mocks: Vec<String>,
     /// How many mapping test cases ran (and passed).
     pub mapping_tests: usize,
+    /// Partners and their keys.
+    pub identities: Identities,
+    /// Limit for partners without their own.
+    pub partner_default: Option<LimitSpec>,
+    /// Limit per anonymous client address.
+    pub anonymous_limit: Option<LimitSpec>,
+    /// Response cache size bound.
+    pub cache_max_bytes: u64,
+    /// Logs, probes, watching, pruning.
+    pub observe: ObserveSettings,
+    /// Files and directories a reload reads (watched when `observe.watch` is on).
+    pub sources: Vec<PathBuf>,
+    /// The config file, for reloads.
+    pub config_path: PathBuf,
+}
+
+/// `[observe]` and `[limits] prune_interval_ms`, compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct ObserveSettings {
+    /// Log format.
+    pub log_format: crate::observe::logging::LogFormat,
+    /// Health probe interval; `None` when off.
+    pub probe_interval: Option<Duration>,
+    /// Reload on file changes.
+    pub watch: bool,
+    /// Limiter key pruning interval.
+    pub prune_interval: Duration,
 }
 
 impl Federation {
     /// The same federation with some adapters pointed elsewhere (adapter name → origin), e.g.
     /// simulated platforms on ephemeral ports.
     pub fn with_origins(&self, origins: &HashMap<String, String>) -> Federation {
+        self.map_adapters(|adapter| {
+            if let Some(origin) = origins.get(&adapter.name) {
+                *adapter = adapter.with_origin(origin);
+            }
+        })
+    }
+
+    /// The same federation with every adapter passed through `change` (routing rebuilt).
+    pub fn map_adapters(&self, change: impl Fn(&mut Adapter)) -> Federation {
         let mut adapters = BTreeMap::new();
         let mut router = Router::default();
         for (name, adapter) in &self.adapters {
-            let adapter = match origins.get(name) {
-                Some(origin) => Arc::new(adapter.with_origin(origin)),
-                None => adapter.clone(),
-            };
-            // Prefixes were unique when loaded, so no conflict can appear here.
+            let mut adapter = Adapter::clone(adapter);
+            change(&mut adapter);
+            let adapter = Arc::new(adapter);
+            // Prefixes were unique when loaded; `change` is not meant to alter them.
             let _ = router.add(&adapter);
             adapters.insert(name.clone(), adapter);
         }
@@ -128,6 +165,8 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     let timeouts = TimeoutDefaults {
         connect: Duration::from_millis(raw.upstream.connect_timeout_ms),
         request: Duration::from_millis(raw.upstream.request_timeout_ms),
+        status_cache: raw.cache.status,
+        matters_cache: raw.cache.matters,
     };
     let regions = RegionTable::embedded();
 
@@ -274,6 +313,23 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         }
     }
 
+    // Pass 6: partners, their keys and limits.
+    let identities = compile_partners(&raw, &parsed, &mut diagnostics);
+    let rate = |diagnostics: &mut Diagnostics,
+                key: &str,
+                rate: &Option<crate::config::raw::RawRate>,
+                id: &str,
+                policy: &str| {
+        let rate = rate.as_ref()?;
+        if let Some((_, doc)) = &parsed {
+            adapter::check_rate(rate, doc, &KeyPath::root().key("limits").key(key), diagnostics);
+        }
+        Some(adapter::limit_spec(id.to_owned(), policy, rate))
+    };
+    let partner_default =
+        rate(&mut diagnostics, "partner_default", &raw.limits.partner_default, "partner-default", "partner");
+    let anonymous_limit = rate(&mut diagnostics, "anonymous", &raw.limits.anonymous, "anonymous", "anonymous");
+
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
@@ -295,6 +351,19 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         regions,
         demo_mocks: raw.demo.mocks.clone(),
         mapping_tests,
+        identities,
+        partner_default,
+        anonymous_limit,
+        cache_max_bytes: raw.cache.max_bytes,
+        observe: ObserveSettings {
+            log_format: raw.observe.log_format,
+            probe_interval: (raw.observe.probe_interval_ms > 0)
+                .then(|| Duration::from_millis(raw.observe.probe_interval_ms)),
+            watch: raw.observe.watch,
+            prune_interval: Duration::from_millis(raw.limits.prune_interval_ms.max(1_000)),
+        },
+        sources: vec![config_path.to_path_buf(), adapters_dir, mappings_dir, matters_path],
+        config_path: config_path.to_path_buf(),
     };
     Ok((federation, diagnostics))
 }
@@ -358,6 +427,11 @@ fn lenient_config(text: &str) -> RawGatewayConfig {
         upstream: Default::default(),
         paths: Default::default(),
         demo: Default::default(),
+        access: Default::default(),
+        partners: Vec::new(),
+        limits: Default::default(),
+        cache: Default::default(),
+        observe: Default::default(),
     };
     if let Ok(table) = text.parse::<toml::Table>() {
         let get = |key: &str| table.get("paths").and_then(|p| p.get(key)).and_then(|v| v.as_str()).map(str::to_owned);
@@ -384,4 +458,83 @@ fn report_config(
     if let Some((_, doc)) = parsed {
         doc.report(diagnostics, at, message);
     }
+}
+
+/// Partners: unique names and keys, known operations, sane rates.
+fn compile_partners(
+    raw: &RawGatewayConfig,
+    parsed: &Option<(RawGatewayConfig, super::source::SpannedDoc<'_>)>,
+    diagnostics: &mut Diagnostics,
+) -> Identities {
+    let Some((_, doc)) = parsed else { return Identities::default() };
+    let mut partners = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
+    for (index, raw_partner) in raw.partners.iter().enumerate() {
+        let at = KeyPath::root().key("partner").index(index);
+        if !names.insert(raw_partner.name.as_str()) {
+            doc.report(
+                diagnostics,
+                &at.key("name"),
+                format!("partner '{}' is defined twice; merge the entries", raw_partner.name),
+            );
+        }
+        if raw_partner.name == crate::identity::ANONYMOUS {
+            doc.report(
+                diagnostics,
+                &at.key("name"),
+                "'anonymous' is reserved for callers without a key; pick another name",
+            );
+        }
+        if raw_partner.api_keys.is_empty() {
+            doc.report(diagnostics, &at.key("api_keys"), "give at least one API key, or remove the partner");
+        }
+        for (i, key) in raw_partner.api_keys.iter().enumerate() {
+            if key.len() < 8 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                doc.report(
+                    diagnostics,
+                    &at.key("api_keys").index(i),
+                    "an API key is at least 8 visible ASCII characters",
+                );
+            }
+            if !keys.insert(key.as_str()) {
+                doc.report(
+                    diagnostics,
+                    &at.key("api_keys").index(i),
+                    "this API key is given to another partner too; keys identify one partner",
+                );
+            }
+        }
+        if let Some(rate) = &raw_partner.rate {
+            adapter::check_rate(rate, doc, &at.key("rate"), diagnostics);
+        }
+        let mut operations = HashMap::new();
+        for (name, rate) in &raw_partner.operations {
+            adapter::check_rate(rate, doc, &at.key("operations").key(name), diagnostics);
+            match Operation::parse(name) {
+                Some(operation) => {
+                    let id = format!("partner-operation:{}/{name}", raw_partner.name);
+                    operations.insert(operation, adapter::limit_spec(id, "partner-operation", rate));
+                }
+                None => doc.report(
+                    diagnostics,
+                    &at.key("operations").key(name),
+                    format!("unknown operation '{name}'; expected one of 'submit', 'status', 'matters'"),
+                ),
+            }
+        }
+        let partner = Partner {
+            name: raw_partner.name.clone(),
+            title: raw_partner.title.clone().unwrap_or_else(|| raw_partner.name.clone()),
+            province: raw_partner.province.clone(),
+            agency: raw_partner.agency.clone(),
+            rate: raw_partner
+                .rate
+                .as_ref()
+                .map(|rate| adapter::limit_spec(format!("partner:{}", raw_partner.name), "partner", rate)),
+            operations,
+        };
+        partners.push((Arc::new(partner), raw_partner.api_keys.clone()));
+    }
+    Identities::new(partners, raw.access.anonymous)
 }

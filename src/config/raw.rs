@@ -18,6 +18,168 @@ pub struct RawGatewayConfig {
     /// The demo federation's simulated platforms.
     #[serde(default)]
     pub demo: RawDemo,
+    /// Who may call without an API key.
+    #[serde(default)]
+    pub access: RawAccess,
+    /// Partners (合作方) and their API keys and limits.
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<RawPartner>,
+    /// Rate limits that apply to every partner without its own.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// The response cache for idempotent lookups.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// Logs, health probes and configuration watching.
+    #[serde(default)]
+    pub observe: RawObserve,
+}
+
+/// `[access]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    /// Admit callers without an `X-Api-Key` (counted as "anonymous", limited per client address).
+    /// Off by default; the demo turns it on for its walk-throughs.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// A sustained rate with a burst.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests that may arrive at once (the bucket size).
+    pub burst: u32,
+    /// Count what this limit would refuse, refuse nothing (to try a limit out safely).
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[[partner]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    /// Short name, used in metrics and logs, e.g. "guangdong-window".
+    pub name: String,
+    /// Display title, e.g. "广东省政务服务数据管理局".
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Province prefix, e.g. "44".
+    #[serde(default)]
+    pub province: Option<String>,
+    /// Agency name.
+    #[serde(default)]
+    pub agency: Option<String>,
+    /// API keys sent in `X-Api-Key`. Keep this file private.
+    pub api_keys: Vec<String>,
+    /// The partner's own limit (instead of `[limits] partner_default`).
+    #[serde(default)]
+    pub rate: Option<RawRate>,
+    /// Limits per operation: submit, status, matters.
+    #[serde(default)]
+    pub operations: std::collections::BTreeMap<String, RawRate>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Limit for each partner without its own `rate`.
+    #[serde(default)]
+    pub partner_default: Option<RawRate>,
+    /// Limit for each anonymous client address.
+    #[serde(default)]
+    pub anonymous: Option<RawRate>,
+    /// How often idle limiter keys are pruned, in milliseconds.
+    #[serde(default = "default_prune_ms")]
+    pub prune_interval_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> RawLimits {
+        RawLimits { partner_default: None, anonymous: None, prune_interval_ms: default_prune_ms() }
+    }
+}
+
+fn default_prune_ms() -> u64 {
+    60_000
+}
+
+/// A cache policy for one operation.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCachePolicy {
+    /// How long an answer is fresh, in milliseconds; 0 turns caching off for the operation.
+    pub ttl_ms: u64,
+    /// How long past freshness an answer may still be served when the platform fails.
+    #[serde(default)]
+    pub stale_if_error_ms: u64,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Most bytes the cache holds (approximate: serialized answers and keys).
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+    /// Default policy for status queries (办件查询), unless an adapter sets its own.
+    #[serde(default = "default_status_policy")]
+    pub status: RawCachePolicy,
+    /// Default policy for matter catalogues (事项目录), unless an adapter sets its own.
+    #[serde(default = "default_matters_policy")]
+    pub matters: RawCachePolicy,
+}
+
+impl Default for RawCache {
+    fn default() -> RawCache {
+        RawCache {
+            max_bytes: default_cache_bytes(),
+            status: default_status_policy(),
+            matters: default_matters_policy(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_status_policy() -> RawCachePolicy {
+    RawCachePolicy { ttl_ms: 5_000, stale_if_error_ms: 60_000 }
+}
+fn default_matters_policy() -> RawCachePolicy {
+    RawCachePolicy { ttl_ms: 600_000, stale_if_error_ms: 86_400_000 }
+}
+
+/// `[observe]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserve {
+    /// Log format: "text" or "json" (one object per line).
+    #[serde(default = "default_log_format")]
+    pub log_format: crate::observe::logging::LogFormat,
+    /// How often each platform's health is probed, in milliseconds; 0 turns probing off.
+    #[serde(default = "default_probe_ms")]
+    pub probe_interval_ms: u64,
+    /// Reload when a configuration file changes (SIGHUP and POST /admin/reload always work).
+    #[serde(default)]
+    pub watch: bool,
+}
+
+impl Default for RawObserve {
+    fn default() -> RawObserve {
+        RawObserve { log_format: default_log_format(), probe_interval_ms: default_probe_ms(), watch: false }
+    }
+}
+
+fn default_log_format() -> crate::observe::logging::LogFormat {
+    crate::observe::logging::LogFormat::Text
+}
+fn default_probe_ms() -> u64 {
+    10_000
 }
 
 /// `[server]`.

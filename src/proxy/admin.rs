@@ -1,47 +1,148 @@
-//! The admin listener (管理端口): health, readiness and what the gateway has loaded. Keep it on a
-//! private address.
+//! The admin listener (管理端口): health, readiness with each platform's last probe, metrics,
+//! what is loaded, reload, and cache purge. Keep it on a private address: it has no
+//! authentication of its own.
 
 use std::sync::Arc;
 
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Gateway;
 use super::context::RequestContext;
 use super::respond::{self, Reply};
+use crate::adapter::Operation;
+use crate::cache::{CacheKey, Purge};
 use crate::problem::GatewayError;
+
+/// Largest admin request body (purge requests are small).
+const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
 /// Handles one admin request.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
     let cx = RequestContext::from_headers(request.headers());
-    let federation = gateway.federation();
-    let reply = match (request.method(), request.uri().path()) {
-        (&http::Method::GET, "/healthz") => {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let reply = match (&method, path.as_str()) {
+        (&Method::GET, "/healthz") => {
             respond::bytes(StatusCode::OK, "text/plain; charset=utf-8", b"ok\n".to_vec(), &cx)
         }
-        (&http::Method::GET, "/readyz") => respond::json(
+        (&Method::GET, "/readyz") => readyz(&gateway, &cx),
+        (&Method::GET, "/metrics") => respond::bytes(
             StatusCode::OK,
-            &json!({"ready": true, "config": federation.config_file, "adapters": federation.adapters.len()}),
+            "text/plain; version=0.0.4; charset=utf-8",
+            gateway.metrics.render().into_bytes(),
             &cx,
         ),
-        (&http::Method::GET, "/v1/adapters") => {
-            let adapters: Vec<_> = federation
-                .adapters
-                .values()
-                .map(|a| {
-                    json!({
-                        "name": a.name, "title": a.title, "regions": a.regions, "base_url": format!("{}{}", a.origin, a.base_path),
-                        "format": a.format.name(), "charset": a.charset.label(),
-                        "operations": crate::adapter::Operation::ALL.iter().filter(|op| a.operations.contains_key(op)).map(|op| op.as_str()).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            respond::json(StatusCode::OK, &json!({ "adapters": adapters }), &cx)
-        }
+        (&Method::GET, "/v1/adapters") => adapters(&gateway, &cx),
+        (&Method::POST, "/admin/reload") => reload(&gateway, &cx).await,
+        (&Method::POST, "/admin/cache/purge") => purge(&gateway, request, &cx).await,
         (method, path) => {
             respond::problem(&GatewayError::NoEndpoint { method: method.to_string(), path: path.to_owned() }, &cx)
         }
     };
     Ok(reply)
+}
+
+/// Ready once a configuration is loaded (always, while serving); reports each platform's health.
+fn readyz(gateway: &Gateway, cx: &RequestContext) -> Reply {
+    let federation = gateway.federation();
+    let platforms = gateway.health.snapshot();
+    let body = json!({
+        "ready": true,
+        "config": federation.config_file,
+        "adapters": federation.adapters.len(),
+        "platforms": platforms,
+    });
+    respond::json(StatusCode::OK, &body, cx)
+}
+
+fn adapters(gateway: &Gateway, cx: &RequestContext) -> Reply {
+    let federation = gateway.federation();
+    let adapters: Vec<Value> = federation
+        .adapters
+        .values()
+        .map(|a| {
+            json!({
+                "name": a.name, "title": a.title, "regions": a.regions, "base_url": format!("{}{}", a.origin, a.base_path),
+                "format": a.format.name(), "charset": a.charset.label(),
+                "operations": Operation::ALL.iter().filter(|op| a.operations.contains_key(op)).map(|op| op.as_str()).collect::<Vec<_>>(),
+                "cached": a.cache.keys().map(|op| op.as_str()).collect::<Vec<_>>(),
+                "max_concurrency": a.max_concurrency,
+            })
+        })
+        .collect();
+    respond::json(StatusCode::OK, &json!({ "adapters": adapters }), cx)
+}
+
+/// Validates and swaps in the configuration on disk; on error the old one keeps serving.
+async fn reload(gateway: &Gateway, cx: &RequestContext) -> Reply {
+    match gateway.reload("admin request").await {
+        Ok(warnings) => {
+            let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            respond::json(StatusCode::OK, &json!({ "reloaded": true, "warnings": warnings }), cx)
+        }
+        Err(diagnostics) => {
+            let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
+            let body = json!({
+                "type": "urn:tongban:problem:reload-refused",
+                "title": "Configuration refused",
+                "status": 422,
+                "detail": format!("{} error(s); the previous configuration keeps serving", errors.len()),
+                "errors": errors,
+                "request_id": cx.request_id,
+            });
+            respond::bytes(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                crate::problem::PROBLEM_JSON,
+                body.to_string().into_bytes(),
+                cx,
+            )
+        }
+    }
+}
+
+/// `{"target": "guizhou", "operation": "status", "request": {…}, "partner": "…"}`, every key
+/// optional: a target and/or operation purges those entries, with `request` the one entry, and
+/// an empty object everything.
+async fn purge(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContext) -> Reply {
+    let body = match http_body_util::Limited::new(request.into_body(), ADMIN_BODY_LIMIT).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return respond::problem(&GatewayError::BodyTooLarge { limit: ADMIN_BODY_LIMIT }, cx),
+    };
+    let spec: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(err) => {
+                return respond::problem(
+                    &GatewayError::Unparseable { detail: format!("the purge request is not JSON: {err}"), field: None },
+                    cx,
+                );
+            }
+        }
+    };
+    let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
+    let purge = match (text("target"), text("operation"), spec.get("request")) {
+        (Some(target), Some(operation), Some(request)) => {
+            Purge::Key(CacheKey { target, operation, request: request.to_string(), partner: text("partner") })
+        }
+        (target, Some(operation), None) => Purge::Operation { target, operation },
+        (Some(target), None, None) => Purge::Target(target),
+        (None, None, None) => Purge::All,
+        _ => {
+            return respond::problem(
+                &GatewayError::BadQuery {
+                    name: "request",
+                    detail: "needs both target and operation to name one entry".into(),
+                },
+                cx,
+            );
+        }
+    };
+    let purged = gateway.cache.purge(&purge).await;
+    tracing::info!(purged, "Cache entries purged.");
+    respond::json(StatusCode::OK, &json!({ "purged": purged }), cx)
 }

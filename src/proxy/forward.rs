@@ -10,6 +10,7 @@ use super::upstream::Upstream;
 use crate::adapter::template::MissingField;
 use crate::adapter::{Adapter, Operation};
 use crate::mapping::MessageKind;
+use crate::metrics::Metrics;
 use crate::problem::GatewayError;
 use crate::wire;
 
@@ -23,6 +24,7 @@ pub async fn call(
     operation: Operation,
     canonical: &Value,
     cx: &RequestContext,
+    metrics: &Metrics,
 ) -> Result<Value, GatewayError> {
     let Some(spec) = adapter.operations.get(&operation) else {
         return Err(GatewayError::UnsupportedOperation {
@@ -37,16 +39,19 @@ pub async fn call(
     })?;
     let body = match (&spec.mapping.request, spec.method == http::Method::GET) {
         (Some(_), false) => {
+            let started = std::time::Instant::now();
             let native = spec
                 .mapping
                 .to_native(MessageKind::Request, canonical)
                 .map_err(|error| GatewayError::TargetUntranslatable { adapter: adapter.name.clone(), error })?;
-            wire::encode(&native, adapter.charset, &spec.mapping.namespaces).map_err(|err| {
+            let bytes = wire::encode(&native, adapter.charset, &spec.mapping.namespaces).map_err(|err| {
                 GatewayError::TargetUntranslatable {
                     adapter: adapter.name.clone(),
                     error: crate::mapping::MapError::Shape { path: "/".into(), detail: err.to_string() },
                 }
-            })?
+            })?;
+            translation(metrics, adapter, "to_native", started);
+            bytes
         }
         _ => Vec::new(),
     };
@@ -96,9 +101,20 @@ pub async fn call(
     if !answer.status.is_success() {
         return Err(bad(format!("HTTP {}: {}", answer.status, snippet(&answer.body))));
     }
-    spec.mapping
+    let started = std::time::Instant::now();
+    let canonical = spec
+        .mapping
         .to_canonical(MessageKind::Response, &doc)
-        .map_err(|err| bad(format!("the answer does not fit mapping {}: {err}", spec.mapping.name)))
+        .map_err(|err| bad(format!("the answer does not fit mapping {}: {err}", spec.mapping.name)));
+    translation(metrics, adapter, "to_canonical", started);
+    canonical
+}
+
+fn translation(metrics: &Metrics, adapter: &Adapter, direction: &str, started: std::time::Instant) {
+    metrics
+        .translation_duration
+        .with_label_values(&[adapter.name.as_str(), direction])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 fn lookup_hint(field: &str) -> String {

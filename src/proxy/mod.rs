@@ -1,39 +1,78 @@
-//! The proxy (代理): listeners, the request pipeline and the upstream client.
+//! The proxy (代理): listeners, the request pipeline, the upstream client, and the state that
+//! outlives any one configuration — rate limiters, bulkheads, the response cache, metrics and
+//! platform health — so that a reload swaps the configuration and keeps the rest.
 
 pub mod admin;
+pub mod admit;
 pub mod body;
 pub mod context;
 pub mod decode;
 pub mod forward;
+pub mod health;
 pub mod pipeline;
 pub mod respond;
 pub mod route;
 pub mod server;
 pub mod upstream;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch as signal};
 
+use self::health::HealthBoard;
 use self::upstream::Upstream;
-use crate::config::Federation;
+use crate::cache::ResponseCache;
+use crate::config::diagnostic::Diagnostics;
+use crate::config::{Federation, load};
+use crate::limit::{Bulkheads, LimitSpec, RateLimits};
+use crate::metrics::Metrics;
 
-/// A running gateway's shared state: the current federation (swappable whole, for reload) and the
-/// pooled upstream client.
+/// Adjusts every loaded federation before it serves (tests point adapters at simulated platforms
+/// on ephemeral ports; a reload must keep doing so).
+pub type Adjust = Box<dyn Fn(Federation) -> Federation + Send + Sync>;
+
+/// A running gateway's shared state.
 pub struct Gateway {
     federation: ArcSwap<Federation>,
     /// The upstream client.
     pub upstream: Upstream,
+    /// Rate limiter state, kept across reloads for unchanged limits.
+    pub limits: RateLimits,
+    /// Per-platform concurrency caps.
+    pub bulkheads: Bulkheads,
+    /// Cached answers of idempotent lookups.
+    pub cache: ResponseCache,
+    /// Every metric.
+    pub metrics: Arc<Metrics>,
+    /// Last known platform health.
+    pub health: HealthBoard,
+    adjust: Adjust,
+    reloading: Mutex<()>,
 }
 
 impl Gateway {
-    /// A gateway for a compiled federation.
-    pub fn new(federation: Federation) -> Gateway {
-        let upstream = Upstream::new(federation.upstream.clone());
-        Gateway { federation: ArcSwap::from_pointee(federation), upstream }
+    /// A gateway for a compiled (and already adjusted) federation; `adjust` applies to reloads.
+    pub fn new(federation: Federation, adjust: Adjust) -> Gateway {
+        let metrics = Arc::new(Metrics::new());
+        let evictions = metrics.clone();
+        let cache = ResponseCache::new(federation.cache_max_bytes, move |cause| {
+            evictions.cache_evictions.with_label_values(&[cause]).inc();
+        });
+        Gateway {
+            upstream: Upstream::new(federation.upstream.clone()),
+            federation: ArcSwap::from_pointee(federation),
+            limits: RateLimits::new(),
+            bulkheads: Bulkheads::new(),
+            cache,
+            metrics,
+            health: HealthBoard::default(),
+            adjust,
+            reloading: Mutex::new(()),
+        }
     }
 
     /// The federation in force; a request keeps the one it started with.
@@ -41,10 +80,72 @@ impl Gateway {
         self.federation.load_full()
     }
 
-    /// Replaces the federation atomically.
-    pub fn replace(&self, federation: Federation) {
+    /// Loads the configuration again with the same code as `tongban check`. On success the new
+    /// set replaces the old atomically; on error the old set keeps serving and the errors are
+    /// returned, logged and counted.
+    pub async fn reload(&self, reason: &str) -> Result<Diagnostics, Diagnostics> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let path = self.federation().config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                let mut diagnostics = Diagnostics::new();
+                diagnostics.push(crate::config::diagnostic::Diagnostic {
+                    severity: crate::config::diagnostic::Severity::Error,
+                    file: String::new(),
+                    position: None,
+                    key_path: String::new(),
+                    message: format!("the reload task failed: {err}"),
+                });
+                Err(diagnostics)
+            }
+        };
+        match loaded {
+            Ok((federation, warnings)) => {
+                self.apply((self.adjust)(federation)).await;
+                self.metrics.config_reloads.with_label_values(&["success"]).inc();
+                tracing::info!(reason, warnings = warnings.len(), "Configuration reloaded.");
+                Ok(warnings)
+            }
+            Err(diagnostics) => {
+                self.metrics.config_reloads.with_label_values(&["failure"]).inc();
+                let errors = diagnostics.errors().count();
+                for diagnostic in diagnostics.errors() {
+                    tracing::warn!(diagnostic = %diagnostic, "Reload refused: configuration error.");
+                }
+                tracing::warn!(
+                    reason,
+                    errors,
+                    "Configuration reload refused; the previous configuration keeps serving."
+                );
+                Err(diagnostics)
+            }
+        }
+    }
+
+    /// Swaps in a federation, keeping limiter, bulkhead and cache state whose keys still exist.
+    async fn apply(&self, federation: Federation) {
+        let specs = limit_specs(&federation);
+        self.limits.retain_specs(&specs.iter().collect::<Vec<_>>());
+        let names: Vec<&str> = federation.adapters.keys().map(String::as_str).collect();
+        self.bulkheads.retain(&names);
+        self.health.retain(&names);
+        self.cache.retain_targets(&names).await;
         self.federation.store(Arc::new(federation));
     }
+}
+
+/// Every limit a federation configures.
+fn limit_specs(federation: &Federation) -> Vec<LimitSpec> {
+    let mut specs: Vec<LimitSpec> = federation.adapters.values().filter_map(|a| a.rate.clone()).collect();
+    for partner in federation.identities.partners() {
+        specs.extend(partner.rate.clone());
+        specs.extend(partner.operations.values().cloned());
+    }
+    specs.extend(federation.partner_default.clone());
+    specs.extend(federation.anonymous_limit.clone());
+    specs
 }
 
 /// A started gateway: its addresses and a handle to stop it.
@@ -55,12 +156,12 @@ pub struct Running {
     pub admin: SocketAddr,
     /// The shared state.
     pub gateway: Arc<Gateway>,
-    shutdown: watch::Sender<bool>,
+    shutdown: signal::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets open requests finish, and waits for the listeners to end.
+    /// Stops accepting, lets open requests finish, and waits for every task to end.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
@@ -69,20 +170,60 @@ impl Running {
     }
 }
 
-/// Binds both listeners and serves until [`Running::shutdown`].
+/// Serves a federation as loaded.
 pub async fn start(federation: Federation, public: TcpListener, admin: TcpListener) -> std::io::Result<Running> {
-    let gateway = Arc::new(Gateway::new(federation));
-    let (shutdown, watcher) = watch::channel(false);
+    start_with(federation, public, admin, Box::new(|federation| federation)).await
+}
+
+/// Serves a federation, adjusting it (and every reloaded one) first.
+pub async fn start_with(
+    federation: Federation,
+    public: TcpListener,
+    admin: TcpListener,
+    adjust: Adjust,
+) -> std::io::Result<Running> {
+    let federation = adjust(federation);
+    let observe = federation.observe;
+    let sources = federation.sources.clone();
+    let gateway = Arc::new(Gateway::new(federation, adjust));
+    let (shutdown, watcher) = signal::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let for_public = gateway.clone();
-    let public_task = tokio::spawn(server::serve(
+    let mut tasks = vec![tokio::spawn(server::serve(
         public,
-        move |request| pipeline::handle(for_public.clone(), request),
+        move |request, peer| pipeline::handle(for_public.clone(), request, peer),
         watcher.clone(),
-    ));
+    ))];
     let for_admin = gateway.clone();
-    let admin_task =
-        tokio::spawn(server::serve(admin, move |request| admin::handle(for_admin.clone(), request), watcher));
-    Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks: vec![public_task, admin_task] })
+    tasks.push(tokio::spawn(server::serve(
+        admin,
+        move |request, _peer| admin::handle(for_admin.clone(), request),
+        watcher.clone(),
+    )));
+    tasks.push(tokio::spawn(prune(gateway.clone(), observe.prune_interval, watcher.clone())));
+    if let Some(interval) = observe.probe_interval {
+        tasks.push(tokio::spawn(health::run(gateway.clone(), interval, watcher.clone())));
+    }
+    if observe.watch {
+        if let Some(registered) = watch::register(&sources) {
+            tasks.push(tokio::spawn(watch::run(gateway.clone(), registered, watcher)));
+        }
+    }
+    Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks })
+}
+
+/// Prunes idle limiter keys and refreshes the cache gauges, so memory stays bounded.
+async fn prune(gateway: Arc<Gateway>, interval: std::time::Duration, mut shutdown: signal::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => break,
+        }
+        let keys = gateway.limits.prune();
+        gateway.metrics.limiter_keys.set(i64::try_from(keys).unwrap_or(i64::MAX));
+        gateway.cache.run_pending_tasks().await;
+        gateway.metrics.cache_entries.set(i64::try_from(gateway.cache.entry_count()).unwrap_or(i64::MAX));
+        gateway.metrics.cache_bytes.set(i64::try_from(gateway.cache.weighted_size()).unwrap_or(i64::MAX));
+    }
 }

@@ -1,15 +1,18 @@
 //! The request pipeline (请求处理流程), read top to bottom:
 //!
 //! ```text
-//! accept ─▶ context (request id, trace) ─▶ framing + body limit ─▶ endpoint
+//! accept ─▶ context (request id, trace) ─▶ identify (X-Api-Key) ─▶ body limit ─▶ endpoint
 //!   canonical:  decode ─▶ validate ─▶ route (region → platform, kind, matter list)
+//!               ─▶ admit (rate limits) ─▶ cache? (status, matters) ─▶ bulkhead
 //!               ─▶ forward (encode ─▶ upstream ─▶ envelope ─▶ decode answer) ─▶ respond
 //!   native:     decode with the caller's adapter and mapping ─▶ the canonical flow
 //!               ─▶ encode the answer with the caller's mapping ─▶ respond
+//! then: metrics and the log line, from the facts the stages recorded in [`Exchange`].
 //! ```
 //! Every stage lives in its own module and returns a typed [`GatewayError`]; [`respond::problem`]
 //! turns any of them into a problem response through the one table in [`crate::problem`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,49 +22,110 @@ use serde_json::{Value, json};
 
 use super::context::RequestContext;
 use super::respond::{self, Reply};
-use super::{Gateway, body, decode, forward, route};
-use crate::adapter::{Operation, UsccCheck};
+use super::{Gateway, admit, body, decode, forward, route};
+use crate::adapter::{Adapter, Operation, UsccCheck};
+use crate::cache::{CacheKey, StaleOnError};
 use crate::canonical::State;
 use crate::config::Federation;
+use crate::identity::Caller;
 use crate::mapping::MessageKind;
 use crate::problem::GatewayError;
+use crate::routing::RouteKind;
 use crate::wire;
 
+/// What the stages learn about one request: for metrics, the log line and extra headers.
+pub struct Exchange {
+    /// Request id and trace headers.
+    pub cx: RequestContext,
+    /// Who called, once identified.
+    pub caller: Option<Caller>,
+    /// The handling platform, once routed.
+    pub target: Option<String>,
+    /// The operation.
+    pub operation: Option<Operation>,
+    /// The kind of exchange, for submissions.
+    pub kind: Option<RouteKind>,
+    /// Headers to add to the answer (RateLimit, Cache-Status).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Exchange {
+    fn routed(&mut self, adapter: &Adapter, operation: Operation) {
+        self.target = Some(adapter.name.clone());
+        self.operation = Some(operation);
+    }
+}
+
 /// Handles one request end to end; never fails: errors become problems.
-pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Reply, std::convert::Infallible> {
     let started = Instant::now();
     let cx = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let reply = match dispatch(&gateway, request, &cx).await {
+    let mut x = Exchange { cx, caller: None, target: None, operation: None, kind: None, headers: Vec::new() };
+    let mut reply = match dispatch(&gateway, request, peer, &mut x).await {
         Ok(reply) => reply,
         Err(error) => {
             let spec = error.spec();
             // The detail may quote what the caller sent (names, id numbers): it goes to the caller
             // only; the log keeps the problem type, the field path and the platform's code.
-            let problem = error.to_problem(&cx.request_id);
+            let problem = error.to_problem(&x.cx.request_id);
             tracing::info!(
-                request_id = %cx.request_id,
+                request_id = %x.cx.request_id,
                 %method,
                 %path,
                 status = spec.status,
                 problem = spec.slug,
                 side = ?spec.side,
+                source = x.caller.as_ref().map(Caller::name).unwrap_or(""),
                 field = problem["field"].as_str().unwrap_or(""),
                 platform = problem["adapter"].as_str().unwrap_or(""),
                 upstream_code = problem["upstream"]["code"].as_str().unwrap_or(""),
                 "Request refused."
             );
-            respond::problem(&error, &cx)
+            respond::problem(&error, &x.cx)
         }
     };
-    tracing::debug!(request_id = %cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
+    for (name, value) in &x.headers {
+        // A refusal's own headers (the limit that refused) win over the admission's.
+        if reply.headers().contains_key(*name) {
+            continue;
+        }
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            reply.headers_mut().insert(*name, value);
+        }
+    }
+    record(&gateway, &x, reply.status(), started);
+    tracing::debug!(request_id = %x.cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
     Ok(reply)
 }
 
+/// Counts the request and its latency.
+fn record(gateway: &Gateway, x: &Exchange, status: StatusCode, started: Instant) {
+    let kind = x.kind.map(RouteKind::as_str).unwrap_or("none");
+    let source = x.caller.as_ref().map(Caller::name).unwrap_or("unidentified");
+    let target = x.target.as_deref().unwrap_or("none");
+    let operation = x.operation.map(Operation::as_str).unwrap_or("none");
+    let metrics = &gateway.metrics;
+    metrics.requests.with_label_values(&[kind, source, target, operation, status.as_str()]).inc();
+    metrics.request_duration.with_label_values(&[kind, target, operation]).observe(started.elapsed().as_secs_f64());
+}
+
 /// Picks the endpoint.
-async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContext) -> Result<Reply, GatewayError> {
+async fn dispatch(
+    gateway: &Gateway,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    x: &mut Exchange,
+) -> Result<Reply, GatewayError> {
     let federation = gateway.federation();
+    if request.uri().path().starts_with("/v1/") {
+        x.caller = Some(admit::identify(&federation, request.headers(), peer)?);
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
@@ -75,8 +139,8 @@ async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestCon
         (["v1", "applications"], &Method::POST) => {
             let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
             let mut doc = decode::json(&bytes)?;
-            let answer = submit(gateway, &federation, &mut doc, cx).await?;
-            Ok(respond::json(StatusCode::CREATED, &answer, cx))
+            let answer = submit(gateway, &federation, &mut doc, x).await?;
+            Ok(respond::json(StatusCode::CREATED, &answer, &x.cx))
         }
         (["v1", "applications"], _) => Err(not_allowed("POST")),
         (["v1", "applications", raw_id], &Method::GET) => {
@@ -91,19 +155,19 @@ async fn dispatch(gateway: &Gateway, request: Request<Incoming>, cx: &RequestCon
             if let Some(case_id) = case_id {
                 doc["province_case_id"] = Value::String(case_id);
             }
-            let answer = status(gateway, &federation, &doc, cx).await?;
-            Ok(respond::json(StatusCode::OK, &answer, cx))
+            let answer = status(gateway, &federation, &doc, x).await?;
+            Ok(respond::json(StatusCode::OK, &answer, &x.cx))
         }
         (["v1", "applications", _], _) => Err(not_allowed("GET")),
         (["v1", "matters"], &Method::GET) => {
             let doc = json!({ "region": query_param(query.as_deref(), "region") });
-            let answer = matters(gateway, &federation, &doc, cx).await?;
-            Ok(respond::json(StatusCode::OK, &answer, cx))
+            let answer = matters(gateway, &federation, &doc, x).await?;
+            Ok(respond::json(StatusCode::OK, &answer, &x.cx))
         }
         (["v1", "matters"], _) => Err(not_allowed("GET")),
         (["v1", "native", adapter, operation], &Method::POST) => {
             let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
-            native(gateway, &federation, adapter, operation, &bytes, cx).await
+            native(gateway, &federation, adapter, operation, &bytes, x).await
         }
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
@@ -115,13 +179,17 @@ async fn submit(
     gateway: &Gateway,
     federation: &Federation,
     doc: &mut Value,
-    cx: &RequestContext,
+    x: &mut Exchange,
 ) -> Result<Value, GatewayError> {
     let (app, validation) = decode::validated(doc, federation.regions)?;
     let (Some(accepting), Some(handling)) = (validation.accepting, validation.handling) else {
         return Err(GatewayError::Internal("validated regions missing".into()));
     };
+    x.operation = Some(Operation::Submit);
     let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
+    x.routed(&route.adapter, Operation::Submit);
+    x.kind = route.kind;
+    admit(gateway, federation, x, &route.adapter, Operation::Submit)?;
     // Platforms validate against today's division table: send the current codes; the answer's
     // route.retired_codes tells the caller which codes were replaced.
     doc["handling_region"] = Value::String(route.to.code.clone());
@@ -134,16 +202,16 @@ async fn submit(
             UsccCheck::Enforce => return Err(GatewayError::Invalid { errors: validation.uscc_check_failures }),
             UsccCheck::Warn => {
                 for failure in validation.uscc_check_failures {
-                    tracing::warn!(request_id = %cx.request_id, platform = %route.adapter.name, field = %failure.field, "A credit code failing its check character is forwarded (uscc_check = warn).");
+                    tracing::warn!(request_id = %x.cx.request_id, platform = %route.adapter.name, field = %failure.field, "A credit code failing its check character is forwarded (uscc_check = warn).");
                     warnings.push(json!({"field": failure.field, "detail": failure.detail}));
                 }
             }
         }
     }
-    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Submit, doc, cx).await?;
+    let answer = call_platform(gateway, &route.adapter, Operation::Submit, doc, &x.cx, caller_name(x)).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
     tracing::info!(
-        request_id = %cx.request_id,
+        request_id = %x.cx.request_id,
         application_id = app.application_id.as_deref().unwrap_or(""),
         platform = %route.adapter.name,
         kind = route.kind.map(|k| k.as_str()).unwrap_or(""),
@@ -168,13 +236,15 @@ async fn status(
     gateway: &Gateway,
     federation: &Federation,
     doc: &Value,
-    cx: &RequestContext,
+    x: &mut Exchange,
 ) -> Result<Value, GatewayError> {
     let handling = route::query_region(federation, doc["handling_region"].as_str(), "region")?;
     let route = route::platform(federation, handling)?;
     let mut request = doc.clone();
     request["handling_region"] = Value::String(route.to.code.clone());
-    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Status, &request, cx).await?;
+    x.routed(&route.adapter, Operation::Status);
+    admit(gateway, federation, x, &route.adapter, Operation::Status)?;
+    let answer = lookup(gateway, x, &route.adapter, Operation::Status, &request).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
     let mut out = json!({
         "application_id": doc["application_id"],
@@ -191,12 +261,14 @@ async fn matters(
     gateway: &Gateway,
     federation: &Federation,
     doc: &Value,
-    cx: &RequestContext,
+    x: &mut Exchange,
 ) -> Result<Value, GatewayError> {
     let region = route::query_region(federation, doc["region"].as_str(), "region")?;
     let route = route::platform(federation, region)?;
     let request = json!({ "region": route.to.code });
-    let answer = forward::call(&gateway.upstream, &route.adapter, Operation::Matters, &request, cx).await?;
+    x.routed(&route.adapter, Operation::Matters);
+    admit(gateway, federation, x, &route.adapter, Operation::Matters)?;
+    let answer = lookup(gateway, x, &route.adapter, Operation::Matters, &request).await?;
     let listed: Vec<Value> = answer["matters"]
         .as_array()
         .map(|items| {
@@ -221,7 +293,7 @@ async fn native(
     adapter: &str,
     operation: &str,
     bytes: &[u8],
-    cx: &RequestContext,
+    x: &mut Exchange,
 ) -> Result<Reply, GatewayError> {
     let caller =
         federation.adapters.get(adapter).ok_or_else(|| GatewayError::UnknownAdapter { name: adapter.to_owned() })?;
@@ -240,9 +312,9 @@ async fn native(
         .to_canonical(MessageKind::Request, &doc)
         .map_err(|error| GatewayError::NativeUntranslatable { adapter: adapter.to_owned(), error })?;
     let (status, answer) = match op {
-        Operation::Submit => (StatusCode::CREATED, submit(gateway, federation, &mut canonical, cx).await?),
-        Operation::Status => (StatusCode::OK, status(gateway, federation, &canonical, cx).await?),
-        Operation::Matters => (StatusCode::OK, matters(gateway, federation, &canonical, cx).await?),
+        Operation::Submit => (StatusCode::CREATED, submit(gateway, federation, &mut canonical, x).await?),
+        Operation::Status => (StatusCode::OK, status(gateway, federation, &canonical, x).await?),
+        Operation::Matters => (StatusCode::OK, matters(gateway, federation, &canonical, x).await?),
     };
     let native = mapping.to_native(MessageKind::Response, &answer).map_err(|err| {
         GatewayError::Internal(format!(
@@ -252,7 +324,119 @@ async fn native(
     })?;
     let body = wire::encode(&native, caller.charset, &mapping.namespaces)
         .map_err(|err| GatewayError::Internal(format!("cannot encode the answer for {adapter}: {err}")))?;
-    Ok(respond::bytes(status, caller.content_type(), body, cx))
+    Ok(respond::bytes(status, caller.content_type(), body, &x.cx))
+}
+
+/// The caller's and the platform's rate limits; an admitted request carries the headers.
+fn admit(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    target: &Adapter,
+    operation: Operation,
+) -> Result<(), GatewayError> {
+    let Some(caller) = &x.caller else { return Ok(()) };
+    if let Some(headers) = admit::rate_limits(gateway, federation, caller, target, operation)? {
+        x.headers.push(("ratelimit-policy", headers.policy));
+        x.headers.push(("ratelimit", headers.current));
+    }
+    Ok(())
+}
+
+/// An idempotent lookup: from the cache when the adapter caches the operation, else the platform.
+async fn lookup(
+    gateway: &Gateway,
+    x: &mut Exchange,
+    adapter: &Arc<Adapter>,
+    operation: Operation,
+    request: &Value,
+) -> Result<Value, GatewayError> {
+    let Some(policy) = adapter.cache.get(&operation).copied() else {
+        return call_platform(gateway, adapter, operation, request, &x.cx, caller_name(x)).await;
+    };
+    let partner = if adapter.cache_caller_scoped { x.caller.as_ref().map(|c| c.name().to_owned()) } else { None };
+    // Object keys serialise sorted, so equal requests make equal keys.
+    let key = CacheKey {
+        target: adapter.name.clone(),
+        operation: operation.as_str().to_owned(),
+        request: request.to_string(),
+        partner,
+    };
+    let cx = x.cx.clone();
+    let source = caller_name(x).to_owned();
+    let (result, outcome) = gateway
+        .cache
+        .get_or_fetch_with(key, policy, stale_on_error, || async move {
+            call_platform(gateway, adapter, operation, request, &cx, &source).await
+        })
+        .await;
+    gateway
+        .metrics
+        .cache_requests
+        .with_label_values(&[adapter.name.as_str(), operation.as_str(), outcome.label()])
+        .inc();
+    x.headers.push(("cache-status", outcome.header_value()));
+    result
+}
+
+/// Failures of the platform itself allow a stale answer; refusals of the request do not.
+fn stale_on_error(error: &GatewayError) -> StaleOnError {
+    let platform_failed = matches!(
+        error,
+        GatewayError::UpstreamUnreachable { .. }
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::UpstreamBadAnswer { .. }
+            | GatewayError::BulkheadFull { .. }
+            | GatewayError::UpstreamBusiness { outcome: crate::adapter::envelope::Outcome::Unavailable, .. }
+    );
+    if platform_failed { StaleOnError::Serve { fwd_status: Some(error.spec().status) } } else { StaleOnError::Refuse }
+}
+
+/// One call to a platform inside its bulkhead, timed and counted.
+async fn call_platform(
+    gateway: &Gateway,
+    adapter: &Adapter,
+    operation: Operation,
+    request: &Value,
+    cx: &RequestContext,
+    source: &str,
+) -> Result<Value, GatewayError> {
+    admit::platform_limit(gateway, source, adapter)?;
+    let _slot = admit::bulkhead(gateway, adapter).await?;
+    let metrics = &gateway.metrics;
+    let _in_flight = InFlight::enter(metrics.upstream_in_flight.with_label_values(&[adapter.name.as_str()]));
+    let started = Instant::now();
+    let result = forward::call(&gateway.upstream, adapter, operation, request, cx, metrics).await;
+    metrics
+        .upstream_duration
+        .with_label_values(&[adapter.name.as_str(), operation.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        if error.spec().side == crate::problem::Side::Upstream {
+            metrics.upstream_errors.with_label_values(&[adapter.name.as_str(), error.spec().slug]).inc();
+        }
+    }
+    result
+}
+
+fn caller_name(x: &Exchange) -> &str {
+    x.caller.as_ref().map(Caller::name).unwrap_or("unidentified")
+}
+
+/// Counts a call in flight until dropped, so a cancelled request (caller gone) is uncounted too.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(gauge: prometheus::IntGauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A platform's answer must carry its case number and a known state.

@@ -36,5 +36,26 @@ pub fn problem(error: &GatewayError, cx: &RequestContext) -> Reply {
     if let GatewayError::MethodNotAllowed { allowed, .. } = error {
         reply.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allowed));
     }
+    if let Some(after) = error.retry_after() {
+        // HTTP's Retry-After is whole seconds; round up so a retry never comes early.
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        reply.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    if let GatewayError::RateLimited { headers: Some((policy, current)), .. } = error {
+        add_rate_limit_headers(&mut reply, policy, current);
+    }
+    if matches!(error, GatewayError::Unauthorized { .. }) {
+        reply
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey header=\"X-Api-Key\""));
+    }
     reply
+}
+
+/// `RateLimit-Policy` and `RateLimit` (IETF httpapi rate-limit headers).
+pub fn add_rate_limit_headers(reply: &mut Reply, policy: &str, current: &str) {
+    if let (Ok(policy), Ok(current)) = (HeaderValue::from_str(policy), HeaderValue::from_str(current)) {
+        reply.headers_mut().insert("ratelimit-policy", policy);
+        reply.headers_mut().insert("ratelimit", current);
+    }
 }

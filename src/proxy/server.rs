@@ -21,7 +21,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves `handler` on `listener` until `shutdown` turns true, then lets open requests finish.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
 where
-    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Reply, std::convert::Infallible>> + Send + 'static,
 {
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -47,7 +47,7 @@ where
         let done = connections.clone();
         open += 1;
         tokio::spawn(async move {
-            let service = service_fn(handler);
+            let service = service_fn(move |request| handler(request, peer));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
             let connection = builder.serve_connection(TokioIo::new(stream), service);

@@ -69,8 +69,12 @@ impl Harness {
         Harness::start_with(demo_federation(), |_| {}).await
     }
 
-    /// A federation, with a chance to adjust it after the mocks' origins are set.
-    pub async fn start_with(federation: Federation, adjust: impl FnOnce(&mut Federation)) -> Harness {
+    /// A federation, with a chance to adjust it (and every reloaded one) after the mocks'
+    /// origins are set. File watching and health probes are off unless a test turns them on.
+    pub async fn start_with(
+        federation: Federation,
+        adjust: impl Fn(&mut Federation) + Send + Sync + 'static,
+    ) -> Harness {
         let mut mocks = HashMap::new();
         let mut origins = HashMap::new();
         for platform in demo_platforms() {
@@ -81,12 +85,22 @@ impl Harness {
             origins.insert(platform.name.to_owned(), format!("http://{}", server.local_addr()));
             mocks.insert(platform.name.to_owned(), server);
         }
-        let mut federation = federation.with_origins(&origins);
-        adjust(&mut federation);
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = tongban::proxy::start(federation, public, admin).await.unwrap();
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let adjust_all: tongban::proxy::Adjust = Box::new(move |federation| {
+            let mut federation = federation.with_origins(&origins);
+            federation.observe.watch = false;
+            federation.observe.probe_interval = None;
+            adjust(&mut federation);
+            federation
+        });
+        let running = tongban::proxy::start_with(federation, public, admin, adjust_all).await.unwrap();
+        // Idle connections expire on tokio's clock, before the gateway's 30 s header timeout
+        // closes them, so tests that advance paused time never reuse a closed connection.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
+            .build_http();
         Harness { running, mocks, client }
     }
 
@@ -107,6 +121,12 @@ impl Harness {
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body read").to_bytes();
         Answer { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    /// A request to the admin listener.
+    pub async fn admin(&self, method: &str, path: &str, body: Vec<u8>) -> Answer {
+        let url = format!("http://{}{}", self.running.admin, path);
+        self.send(method, &url, &[], body).await
     }
 
     /// A request to the gateway's public listener.
