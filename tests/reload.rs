@@ -172,3 +172,28 @@ async fn a_changed_file_is_picked_up_by_the_watcher() {
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn cached_answers_survive_a_reload_while_their_platform_still_exists() {
+    let dir = copy_config();
+    let harness = Harness::start_with(load(dir.path()), |_| {}).await;
+    let path = "/v1/matters?region=520102";
+    assert_eq!(harness.get(path).await.header("cache-status"), Some("tongban; fwd=miss; stored"));
+    assert!(harness.running.gateway.reload("test").await.is_ok());
+    assert!(
+        harness.get(path).await.header("cache-status").unwrap().starts_with("tongban; hit"),
+        "kept across the reload"
+    );
+
+    // A platform removed from the configuration takes its cached answers with it.
+    std::fs::remove_file(dir.path().join("adapters/yunnan.toml")).unwrap();
+    let config = dir.path().join("config/tongban.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"guizhou\", \"yunnan\",", "\"guizhou\",")).unwrap();
+    assert_eq!(harness.get("/v1/matters?region=530102").await.status, 200);
+    let reloaded = harness.running.gateway.reload("test").await;
+    assert!(reloaded.is_ok(), "{}", reloaded.err().map(|d| d.to_string()).unwrap_or_default());
+    assert_eq!(harness.get("/v1/matters?region=530102").await.status, 404, "no platform serves Yunnan any more");
+    assert!(harness.get(path).await.header("cache-status").unwrap().starts_with("tongban; hit"));
+    harness.stop().await;
+}
