@@ -8,7 +8,7 @@ use prometheus::{
 
 /// Label: local, cross_region, cross_province, or "none" when unknown (status, matters).
 pub const ROUTE_KIND: &str = "route_kind";
-/// Label: the calling partner, "anonymous" without a key.
+/// Label: the calling partner, "anonymous" without a key, "unidentified" before identification.
 pub const SOURCE: &str = "source";
 /// Label: the handling platform (adapter name), or "none" before routing.
 pub const TARGET: &str = "target";

@@ -107,5 +107,10 @@ async fn entries_are_purged_by_key_target_or_operation() {
     assert_eq!(all.json()["purged"], 2);
     let bad = harness.admin("POST", "/admin/cache/purge", b"{not json".to_vec()).await;
     assert_eq!(bad.status, 400);
+    // A mistyped key must not widen the purge to everything.
+    assert_eq!(harness.get("/v1/matters?region=520102").await.status, 200);
+    let typo = harness.admin("POST", "/admin/cache/purge", br#"{"targt":"guizhou"}"#.to_vec()).await;
+    assert_eq!(typo.status, 400, "{}", String::from_utf8_lossy(&typo.body));
+    assert!(harness.get("/v1/matters?region=520102").await.header("cache-status").unwrap().contains("hit"));
     harness.stop().await;
 }

@@ -460,7 +460,7 @@ pub fn check_rate(
     diagnostics: &mut Diagnostics,
 ) {
     if rate.per_second == 0 {
-        doc.report(diagnostics, &at.key("per_second"), "must be at least 1; to stop traffic, remove the adapter");
+        doc.report(diagnostics, &at.key("per_second"), "must be at least 1 (requests per second)");
     }
     if rate.burst == 0 {
         doc.report(diagnostics, &at.key("burst"), "must be at least 1 (the number of requests admitted at once)");

@@ -189,7 +189,8 @@ pub struct RawServer {
     /// Public listener for the exchange API, e.g. "127.0.0.1:8080".
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Admin listener for /healthz, e.g. "127.0.0.1:9090". Keep it off public networks.
+    /// Admin listener (/healthz, /readyz, /metrics, /v1/adapters, /admin/reload, /admin/cache/purge),
+    /// e.g. "127.0.0.1:9090". It has no authentication: keep it off public networks.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: String,
     /// Largest request body accepted, in bytes (materials travel inline as base64).

@@ -19,6 +19,16 @@ use crate::problem::GatewayError;
 /// Largest admin request body (purge requests are small).
 const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
+/// A purge request: every key optional, unknown keys refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    target: Option<String>,
+    operation: Option<String>,
+    request: Option<Value>,
+    partner: Option<String>,
+}
+
 /// Handles one admin request.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
     let cx = RequestContext::from_headers(request.headers());
@@ -68,7 +78,7 @@ fn adapters(gateway: &Gateway, cx: &RequestContext) -> Reply {
                 "name": a.name, "title": a.title, "regions": a.regions, "base_url": format!("{}{}", a.origin, a.base_path),
                 "format": a.format.name(), "charset": a.charset.label(),
                 "operations": Operation::ALL.iter().filter(|op| a.operations.contains_key(op)).map(|op| op.as_str()).collect::<Vec<_>>(),
-                "cached": a.cache.keys().map(|op| op.as_str()).collect::<Vec<_>>(),
+                "cached": Operation::ALL.iter().filter(|op| a.cache.contains_key(op)).map(|op| op.as_str()).collect::<Vec<_>>(),
                 "max_concurrency": a.max_concurrency,
             })
         })
@@ -111,32 +121,37 @@ async fn purge(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContex
         Ok(body) => body.to_bytes(),
         Err(_) => return respond::problem(&GatewayError::BodyTooLarge { limit: ADMIN_BODY_LIMIT }, cx),
     };
-    let spec: Value = if body.is_empty() {
-        json!({})
+    // Strict: a mistyped key must not widen a purge to the whole cache.
+    let spec: PurgeRequest = if body.is_empty() {
+        PurgeRequest::default()
     } else {
         match serde_json::from_slice(&body) {
-            Ok(value) => value,
+            Ok(spec) => spec,
             Err(err) => {
                 return respond::problem(
-                    &GatewayError::Unparseable { detail: format!("the purge request is not JSON: {err}"), field: None },
+                    &GatewayError::Unparseable {
+                        detail: format!(
+                            "the purge request is not valid: {err}; send {{\"target\", \"operation\", \"request\", \"partner\"}}, each optional"
+                        ),
+                        field: None,
+                    },
                     cx,
                 );
             }
         }
     };
-    let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
-    let purge = match (text("target"), text("operation"), spec.get("request")) {
+    let purge = match (spec.target, spec.operation, spec.request) {
         (Some(target), Some(operation), Some(request)) => {
-            Purge::Key(CacheKey { target, operation, request: request.to_string(), partner: text("partner") })
+            Purge::Key(CacheKey { target, operation, request: request.to_string(), partner: spec.partner })
         }
         (target, Some(operation), None) => Purge::Operation { target, operation },
         (Some(target), None, None) => Purge::Target(target),
-        (None, None, None) => Purge::All,
+        (None, None, None) if spec.partner.is_none() => Purge::All,
         _ => {
             return respond::problem(
                 &GatewayError::BadQuery {
                     name: "request",
-                    detail: "needs both target and operation to name one entry".into(),
+                    detail: "needs both target and operation to name one entry (and partner only with request)".into(),
                 },
                 cx,
             );

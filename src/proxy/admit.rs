@@ -70,7 +70,7 @@ fn check(
     let policy_of = |id: &str| checks.iter().find(|(spec, _)| spec.id == id).map(|(spec, _)| spec.policy.clone());
     for id in &verdict.shadow_refusals {
         count(&gateway.metrics, &policy_of(id).unwrap_or_default(), source, target, "shadow");
-        tracing::info!(limit = %id, source, target = %target.name, "A shadow limit would have refused this request.");
+        tracing::info!(limit = %id, source, platform = %target.name, "A shadow limit would have refused this request.");
     }
     if let Some(id) = verdict.refused_by {
         let policy = policy_of(&id).unwrap_or_default();

@@ -102,8 +102,19 @@ impl Gateway {
             }
         };
         match loaded {
-            Ok((federation, warnings)) => {
-                self.apply((self.adjust)(federation)).await;
+            Ok((federation, mut warnings)) => {
+                let federation = (self.adjust)(federation);
+                for setting in restart_only_changes(&self.federation(), &federation) {
+                    tracing::warn!(setting, "Changed setting takes effect only after a restart.");
+                    warnings.push(crate::config::diagnostic::Diagnostic {
+                        severity: crate::config::diagnostic::Severity::Warning,
+                        file: federation.config_file.clone(),
+                        position: None,
+                        key_path: setting.to_owned(),
+                        message: "changed; this setting takes effect only after a restart".into(),
+                    });
+                }
+                self.apply(federation).await;
                 self.metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!(reason, warnings = warnings.len(), "Configuration reloaded.");
                 Ok(warnings)
@@ -126,6 +137,10 @@ impl Gateway {
 
     /// Swaps in a federation, keeping limiter, bulkhead and cache state whose keys still exist.
     async fn apply(&self, federation: Federation) {
+        // Removed platforms leave no stale health series behind (an alert would fire forever).
+        for name in self.federation().adapters.keys().filter(|name| !federation.adapters.contains_key(*name)) {
+            let _ = self.metrics.platform_up.remove_label_values(&[name.as_str()]);
+        }
         let specs = limit_specs(&federation);
         self.limits.retain_specs(&specs.iter().collect::<Vec<_>>());
         let names: Vec<&str> = federation.adapters.keys().map(String::as_str).collect();
@@ -134,6 +149,42 @@ impl Gateway {
         self.cache.retain_targets(&names).await;
         self.federation.store(Arc::new(federation));
     }
+}
+
+/// Settings read once at start-up: listeners, the upstream pool, the cache size, [observe], the
+/// paths watched. A reload keeps the running values; the operator is told.
+fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.server.listen != new.server.listen {
+        changed.push("server.listen");
+    }
+    if old.server.admin_listen != new.server.admin_listen {
+        changed.push("server.admin_listen");
+    }
+    if old.upstream.pool_idle_timeout != new.upstream.pool_idle_timeout
+        || old.upstream.pool_max_idle_per_host != new.upstream.pool_max_idle_per_host
+        || old.upstream.response_limit != new.upstream.response_limit
+    {
+        changed.push("upstream");
+    }
+    if old.cache_max_bytes != new.cache_max_bytes {
+        changed.push("cache.max_bytes");
+    }
+    let (a, b) = (&old.observe, &new.observe);
+    if a.log_format != b.log_format
+        || a.probe_interval != b.probe_interval
+        || a.watch != b.watch
+        || a.prune_interval != b.prune_interval
+    {
+        changed.push("observe");
+    }
+    if old.sources != new.sources {
+        changed.push("paths");
+    }
+    if old.demo_mocks != new.demo_mocks {
+        changed.push("demo.mocks");
+    }
+    changed
 }
 
 /// Every limit a federation configures.

@@ -244,7 +244,7 @@ async fn status(
     request["handling_region"] = Value::String(route.to.code.clone());
     x.routed(&route.adapter, Operation::Status);
     admit(gateway, federation, x, &route.adapter, Operation::Status)?;
-    let answer = lookup(gateway, x, &route.adapter, Operation::Status, &request).await?;
+    let answer = lookup(gateway, x, &route.adapter, Operation::Status, &request, status_answer).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
     let mut out = json!({
         "application_id": doc["application_id"],
@@ -268,7 +268,7 @@ async fn matters(
     let request = json!({ "region": route.to.code });
     x.routed(&route.adapter, Operation::Matters);
     admit(gateway, federation, x, &route.adapter, Operation::Matters)?;
-    let answer = lookup(gateway, x, &route.adapter, Operation::Matters, &request).await?;
+    let answer = lookup(gateway, x, &route.adapter, Operation::Matters, &request, matters_answer).await?;
     let listed: Vec<Value> = answer["matters"]
         .as_array()
         .map(|items| {
@@ -350,9 +350,16 @@ async fn lookup(
     adapter: &Arc<Adapter>,
     operation: Operation,
     request: &Value,
+    check: fn(&str, &Value) -> Result<(), GatewayError>,
 ) -> Result<Value, GatewayError> {
+    // An unusable answer is an error before the cache sees it: never stored, always counted.
+    let checked = |answer: Value| {
+        check(&adapter.name, &answer).map(|()| answer).inspect_err(|error| {
+            gateway.metrics.upstream_errors.with_label_values(&[adapter.name.as_str(), error.spec().slug]).inc();
+        })
+    };
     let Some(policy) = adapter.cache.get(&operation).copied() else {
-        return call_platform(gateway, adapter, operation, request, &x.cx, caller_name(x)).await;
+        return call_platform(gateway, adapter, operation, request, &x.cx, caller_name(x)).await.and_then(checked);
     };
     let partner = if adapter.cache_caller_scoped { x.caller.as_ref().map(|c| c.name().to_owned()) } else { None };
     // Object keys serialise sorted, so equal requests make equal keys.
@@ -367,7 +374,7 @@ async fn lookup(
     let (result, outcome) = gateway
         .cache
         .get_or_fetch_with(key, policy, stale_on_error, || async move {
-            call_platform(gateway, adapter, operation, request, &cx, &source).await
+            call_platform(gateway, adapter, operation, request, &cx, &source).await.and_then(checked)
         })
         .await;
     gateway
@@ -436,6 +443,23 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// A status answer is usable when it has a case number and a canonical state.
+fn status_answer(adapter: &str, answer: &Value) -> Result<(), GatewayError> {
+    case_and_state(adapter, answer).map(|_| ())
+}
+
+/// A catalogue answer is usable when its matters (if any) are a list.
+fn matters_answer(adapter: &str, answer: &Value) -> Result<(), GatewayError> {
+    match answer.get("matters") {
+        None | Some(Value::Array(_)) => Ok(()),
+        Some(_) => Err(GatewayError::UpstreamBadAnswer {
+            adapter: adapter.to_owned(),
+            detail: "the catalogue's matters are not a list".into(),
+            status: 200,
+        }),
     }
 }
 

@@ -39,7 +39,13 @@ pub fn register(sources: &[PathBuf]) -> Option<ConfigWatch> {
         }
     };
     for path in sources {
-        let mode = if path.is_dir() { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        // A file is watched through its directory: editors that save by renaming a new file over
+        // the old one would otherwise end the watch.
+        let (path, mode) = match (path.is_dir(), path.parent()) {
+            (true, _) => (path.as_path(), RecursiveMode::Recursive),
+            (false, Some(parent)) => (parent, RecursiveMode::NonRecursive),
+            (false, None) => (path.as_path(), RecursiveMode::NonRecursive),
+        };
         if let Err(err) = watcher.watch(path, mode) {
             tracing::warn!(path = %path.display(), error = %err, "A configuration path cannot be watched.");
         }
