@@ -1,6 +1,6 @@
 //! Response cache (响应缓存) for idempotent lookups: status queries (办件状态查询) and matter lists
 //! (事项清单) are answered from memory so that repeated lookups never reach the platforms. Writes
-//! (申报提交) are never cached; the gateway only calls [`ResponseCache::get_or_fetch`] for operations
+//! (申报提交) are never cached; the gateway only calls [`ResponseCache::get_or_fetch_with`] for operations
 //! it knows to be idempotent, and the cache decides whether to call the platform at all.
 //!
 //! # What is kept
@@ -380,27 +380,8 @@ impl ResponseCache {
 
     /// The answer for `key`: from memory while fresh, otherwise from `fetch` — called at most once
     /// for all concurrent lookups of the key — with a stale answer standing in when `fetch` fails
-    /// with an error for which `allows_stale` is true. Errors are never stored.
-    pub async fn get_or_fetch<E, F, Fut>(
-        &self,
-        key: CacheKey,
-        policy: CachePolicy,
-        allows_stale: impl Fn(&E) -> bool,
-        fetch: F,
-    ) -> (Result<Value, E>, CacheOutcome)
-    where
-        E: Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Value, E>>,
-    {
-        let stale = |error: &E| {
-            if allows_stale(error) { StaleOnError::Serve { fwd_status: None } } else { StaleOnError::Refuse }
-        };
-        self.get_or_fetch_with(key, policy, stale, fetch).await
-    }
-
-    /// [`get_or_fetch`](Self::get_or_fetch), with the caller also giving the failure's status for
-    /// `Cache-Status`' `fwd-status` when a stale answer stands in.
+    /// with an error for which `stale` says so (giving the failure's status for `Cache-Status`'
+    /// `fwd-status`). Errors are never stored.
     pub async fn get_or_fetch_with<E, F, Fut>(
         &self,
         key: CacheKey,

@@ -20,8 +20,11 @@ enum Upstream {
     Rejected,
 }
 
-fn allows_stale(error: &Upstream) -> bool {
-    matches!(error, Upstream::Unavailable)
+fn allows_stale(error: &Upstream) -> StaleOnError {
+    match error {
+        Upstream::Unavailable => StaleOnError::Serve { fwd_status: None },
+        _ => StaleOnError::Refuse,
+    }
 }
 
 fn key(target: &str, operation: &str, request: &str) -> CacheKey {
@@ -52,7 +55,7 @@ async fn lookup(
     answer: Result<Value, Upstream>,
 ) -> (Result<Value, Upstream>, CacheOutcome) {
     cache
-        .get_or_fetch(key.clone(), policy, allows_stale, || {
+        .get_or_fetch_with(key.clone(), policy, allows_stale, || {
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 sleep(Duration::from_secs(1)).await;
@@ -141,7 +144,7 @@ async fn concurrent_misses_on_many_threads_make_one_call() {
             let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
             tokio::spawn(async move {
                 cache
-                    .get_or_fetch(key("sichuan", "status", "{}"), policy(60, 0), allows_stale, || {
+                    .get_or_fetch_with(key("sichuan", "status", "{}"), policy(60, 0), allows_stale, || {
                         calls.fetch_add(1, Ordering::SeqCst);
                         async {
                             // Give the other tasks a chance to arrive while the call is out.
@@ -262,7 +265,7 @@ async fn a_cancelled_leader_hands_the_call_over() {
         let (cache, status, started) = (Arc::clone(&cache), status.clone(), Arc::clone(&started));
         async move {
             cache
-                .get_or_fetch(status, policy(60, 0), allows_stale, || {
+                .get_or_fetch_with(status, policy(60, 0), allows_stale, || {
                     started.fetch_add(1, Ordering::SeqCst);
                     async {
                         sleep(Duration::from_secs(3600)).await;
@@ -279,7 +282,7 @@ async fn a_cancelled_leader_hands_the_call_over() {
         let (cache, status) = (Arc::clone(&cache), status.clone());
         async move {
             cache
-                .get_or_fetch(status, policy(60, 0), allows_stale, || async { Ok::<_, Upstream>(json!("second")) })
+                .get_or_fetch_with(status, policy(60, 0), allows_stale, || async { Ok::<_, Upstream>(json!("second")) })
                 .await
         }
     });
@@ -442,7 +445,7 @@ async fn a_policy_that_keeps_nothing_stores_nothing() {
 fn the_lookup_future_is_send_for_hyper() {
     fn assert_send<T: Send>(_: &T) {}
     let cache = cache();
-    let lookup = cache.get_or_fetch(key("guizhou", "status", "a"), policy(1, 1), allows_stale, || async {
+    let lookup = cache.get_or_fetch_with(key("guizhou", "status", "a"), policy(1, 1), allows_stale, || async {
         Ok::<_, Upstream>(json!(1))
     });
     assert_send(&lookup);
