@@ -6,6 +6,7 @@
 //! data by [`adapter`] and [`mapping`].
 #![forbid(unsafe_code)]
 
+pub mod acceptance;
 pub mod adapter;
 pub mod cache;
 pub mod canonical;
@@ -21,4 +22,5 @@ pub mod problem;
 pub mod proxy;
 pub mod regions;
 pub mod routing;
+pub mod store;
 pub mod wire;

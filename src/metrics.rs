@@ -65,6 +65,16 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Limiter keys held.
     pub limiter_keys: IntGauge,
+    /// Acceptances committed (created) or answered again (replayed).
+    pub acceptances: IntCounterVec,
+    /// Delivery attempts by outcome.
+    pub acceptance_deliveries: IntCounterVec,
+    /// Acceptances not yet delivered.
+    pub acceptance_queue_depth: IntGauge,
+    /// Age of the oldest undelivered acceptance.
+    pub acceptance_oldest_age_seconds: IntGauge,
+    /// Acceptances in the dead letter queue.
+    pub acceptance_dead: IntGauge,
 }
 
 impl Metrics {
@@ -131,6 +141,25 @@ impl Metrics {
                 &[RESULT],
             ),
             limiter_keys: gauge("tongban_rate_limiter_keys", "Keys held by the rate limiters after pruning."),
+            acceptances: counter(
+                "tongban_acceptances_total",
+                "Proxy acceptances committed (created) or answered again for a repeated key (replayed).",
+                &[RESULT],
+            ),
+            acceptance_deliveries: counter(
+                "tongban_acceptance_deliveries_total",
+                "Delivery attempts of proxy acceptances by target and outcome (delivered, retry, dead_letter).",
+                &[TARGET, RESULT],
+            ),
+            acceptance_queue_depth: gauge(
+                "tongban_acceptance_queue_depth",
+                "Acceptances accepted but not yet delivered.",
+            ),
+            acceptance_oldest_age_seconds: gauge(
+                "tongban_acceptance_oldest_age_seconds",
+                "Age of the oldest acceptance not yet delivered.",
+            ),
+            acceptance_dead: gauge("tongban_acceptance_dead_letters", "Acceptances in the dead letter queue."),
             registry,
         };
         let build = gauge_vec("tongban_build_info", "Build information; the value is always 1.", &["version"]);
@@ -151,6 +180,11 @@ impl Metrics {
             Box::new(metrics.platform_up.clone()),
             Box::new(metrics.config_reloads.clone()),
             Box::new(metrics.limiter_keys.clone()),
+            Box::new(metrics.acceptances.clone()),
+            Box::new(metrics.acceptance_deliveries.clone()),
+            Box::new(metrics.acceptance_queue_depth.clone()),
+            Box::new(metrics.acceptance_oldest_age_seconds.clone()),
+            Box::new(metrics.acceptance_dead.clone()),
             Box::new(build),
         ];
         for collector in collectors {

@@ -212,6 +212,18 @@ pub enum GatewayError {
         /// When a retry may succeed.
         retry_after: Duration,
     },
+    /// The application id was accepted before under another idempotency key.
+    #[error("{detail}")]
+    AcceptanceConflict {
+        /// What conflicts.
+        detail: String,
+    },
+    /// No acceptance has that receipt number.
+    #[error("no acceptance has receipt '{receipt}'; use the receipt from the 202 answer")]
+    UnknownReceipt {
+        /// The receipt asked for.
+        receipt: String,
+    },
     /// A bug or an exhausted resource in the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -339,6 +351,10 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => spec(429, "rate-limited", "Too many requests", Downstream, true),
             GatewayError::BulkheadFull { .. } => {
                 spec(503, "platform-busy", "Handling platform at capacity", Upstream, true)
+            }
+            GatewayError::UnknownReceipt { .. } => spec(404, "unknown-receipt", "Unknown receipt", Downstream, false),
+            GatewayError::AcceptanceConflict { .. } => {
+                spec(409, "acceptance-conflict", "Accepted before under another key", Downstream, false)
             }
             GatewayError::Internal(_) => spec(500, "internal", "Internal gateway error", Gateway, true),
         }

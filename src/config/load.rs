@@ -80,6 +80,25 @@ pub struct Federation {
     pub sources: Vec<PathBuf>,
     /// The config file, for reloads.
     pub config_path: PathBuf,
+    /// Proxy acceptance settings.
+    pub acceptance: AcceptanceSettings,
+}
+
+/// `[acceptance]`, compiled.
+#[derive(Debug, Clone)]
+pub struct AcceptanceSettings {
+    /// The store's path.
+    pub store: PathBuf,
+    /// Attempts before dead letter.
+    pub max_attempts: u32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Worker poll interval.
+    pub poll_interval: Duration,
+    /// Deliveries per round.
+    pub batch: usize,
 }
 
 /// `[observe]` and `[limits] prune_interval_ms`, compiled.
@@ -364,6 +383,14 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         },
         sources: vec![config_path.to_path_buf(), adapters_dir, mappings_dir, matters_path],
         config_path: config_path.to_path_buf(),
+        acceptance: AcceptanceSettings {
+            store: base.join(&raw.acceptance.store),
+            max_attempts: raw.acceptance.max_attempts.max(1),
+            backoff: Duration::from_millis(raw.acceptance.backoff_ms.max(1)),
+            backoff_max: Duration::from_millis(raw.acceptance.backoff_max_ms.max(raw.acceptance.backoff_ms.max(1))),
+            poll_interval: Duration::from_millis(raw.acceptance.poll_interval_ms.max(10)),
+            batch: raw.acceptance.batch.clamp(1, 1_000),
+        },
     };
     Ok((federation, diagnostics))
 }
@@ -428,6 +455,7 @@ fn lenient_config(text: &str) -> RawGatewayConfig {
         paths: Default::default(),
         demo: Default::default(),
         access: Default::default(),
+        acceptance: Default::default(),
         partners: Vec::new(),
         limits: Default::default(),
         cache: Default::default(),

@@ -33,6 +33,66 @@ pub struct RawGatewayConfig {
     /// Logs, health probes and configuration watching.
     #[serde(default)]
     pub observe: RawObserve,
+    /// Proxy acceptance (异地代收代办): the durable store and the delivery worker.
+    #[serde(default)]
+    pub acceptance: RawAcceptance,
+}
+
+/// `[acceptance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcceptance {
+    /// The SQLite database holding accepted applications, relative to this file; created on
+    /// first start. Every acknowledged acceptance is committed here first.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Delivery attempts before an acceptance goes to the dead letter queue.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt, with jitter.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Longest retry delay in milliseconds.
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// How often the worker looks for due deliveries, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed per round.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+impl Default for RawAcceptance {
+    fn default() -> RawAcceptance {
+        RawAcceptance {
+            store: default_store(),
+            max_attempts: default_max_attempts(),
+            backoff_ms: default_backoff_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            poll_interval_ms: default_poll_ms(),
+            batch: default_batch(),
+        }
+    }
+}
+
+fn default_store() -> String {
+    "data/acceptances.sqlite".into()
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_backoff_ms() -> u64 {
+    1_000
+}
+fn default_backoff_max_ms() -> u64 {
+    300_000
+}
+fn default_poll_ms() -> u64 {
+    200
+}
+fn default_batch() -> usize {
+    32
 }
 
 /// `[access]`.

@@ -48,6 +48,18 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
         (&Method::GET, "/v1/adapters") => adapters(&gateway, &cx),
         (&Method::POST, "/admin/reload") => reload(&gateway, &cx).await,
         (&Method::POST, "/admin/cache/purge") => purge(&gateway, request, &cx).await,
+        (&Method::GET, "/admin/acceptances") => {
+            let state = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("state=")))
+                .map(str::to_owned);
+            list_acceptances(&gateway, state, &cx).await
+        }
+        (&Method::POST, path) if path.starts_with("/admin/acceptances/") && path.ends_with("/retry") => {
+            let receipt = path.trim_start_matches("/admin/acceptances/").trim_end_matches("/retry").to_owned();
+            retry_acceptance(&gateway, receipt, &cx).await
+        }
         (method, path) => {
             respond::problem(&GatewayError::NoEndpoint { method: method.to_string(), path: path.to_owned() }, &cx)
         }
@@ -160,4 +172,40 @@ async fn purge(gateway: &Gateway, request: Request<Incoming>, cx: &RequestContex
     let purged = gateway.cache.purge(&purge).await;
     tracing::info!(purged, "Cache entries purged.");
     respond::json(StatusCode::OK, &json!({ "purged": purged }), cx)
+}
+
+/// `GET /admin/acceptances[?state=dead_letter]`: the newest acceptances, optionally in one state.
+async fn list_acceptances(gateway: &Gateway, state: Option<String>, cx: &RequestContext) -> Reply {
+    let listed =
+        crate::acceptance::blocking(&gateway.acceptances.store, move |store| store.list(state.as_deref(), 500)).await;
+    match listed {
+        Ok(records) => {
+            let items: Vec<Value> = records
+                .iter()
+                .map(|r| {
+                    json!({
+                        "receipt": r.receipt, "application_id": r.application_id, "state": r.state,
+                        "platform": r.target, "attempts": r.attempts, "last_error": r.last_error,
+                        "province_case_id": r.province_case_id,
+                    })
+                })
+                .collect();
+            respond::json(StatusCode::OK, &json!({ "acceptances": items }), cx)
+        }
+        Err(error) => respond::problem(&error, cx),
+    }
+}
+
+/// `POST /admin/acceptances/{receipt}/retry`: a dead-lettered acceptance goes back to the queue.
+async fn retry_acceptance(gateway: &Gateway, receipt: String, cx: &RequestContext) -> Reply {
+    let now = gateway.acceptances.clock.now_ms();
+    let id = receipt.clone();
+    match crate::acceptance::blocking(&gateway.acceptances.store, move |store| store.requeue(&id, now)).await {
+        Ok(true) => {
+            tracing::info!(receipt = %receipt, "Acceptance requeued from the dead letter queue.");
+            respond::json(StatusCode::OK, &json!({ "receipt": receipt, "requeued": true }), cx)
+        }
+        Ok(false) => respond::problem(&GatewayError::UnknownReceipt { receipt }, cx),
+        Err(error) => respond::problem(&error, cx),
+    }
 }

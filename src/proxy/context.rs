@@ -25,6 +25,15 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The context of a delivery by the acceptance worker: a request id naming the receipt.
+    pub fn for_delivery(receipt: &str) -> RequestContext {
+        RequestContext {
+            request_id: format!("delivery-{receipt}-{}", uuid::Uuid::now_v7()),
+            traceparent: None,
+            tracestate: None,
+        }
+    }
+
     /// Reads the context from request headers.
     pub fn from_headers(headers: &HeaderMap) -> RequestContext {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -25,11 +25,13 @@ use tokio::sync::{Mutex, watch as signal};
 
 use self::health::HealthBoard;
 use self::upstream::Upstream;
+use crate::acceptance::Acceptances;
 use crate::cache::ResponseCache;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::{Federation, load};
 use crate::limit::{Bulkheads, LimitSpec, RateLimits};
 use crate::metrics::Metrics;
+use crate::store::{AcceptanceStore, SqliteStore};
 
 /// Adjusts every loaded federation before it serves (tests point adapters at simulated platforms
 /// on ephemeral ports; a reload must keep doing so).
@@ -50,13 +52,15 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Last known platform health.
     pub health: HealthBoard,
+    /// Proxy acceptances: the durable store and its clock.
+    pub acceptances: Acceptances,
     adjust: Adjust,
     reloading: Mutex<()>,
 }
 
 impl Gateway {
     /// A gateway for a compiled (and already adjusted) federation; `adjust` applies to reloads.
-    pub fn new(federation: Federation, adjust: Adjust) -> Gateway {
+    pub fn new(federation: Federation, adjust: Adjust, store: Arc<dyn AcceptanceStore>) -> Gateway {
         let metrics = Arc::new(Metrics::new());
         let evictions = metrics.clone();
         let cache = ResponseCache::new(federation.cache_max_bytes, move |cause| {
@@ -70,6 +74,7 @@ impl Gateway {
             cache,
             metrics,
             health: HealthBoard::default(),
+            acceptances: Acceptances { store, clock: crate::acceptance::clock::Clock::new() },
             adjust,
             reloading: Mutex::new(()),
         }
@@ -78,6 +83,11 @@ impl Gateway {
     /// The federation in force; a request keeps the one it started with.
     pub fn federation(&self) -> Arc<Federation> {
         self.federation.load_full()
+    }
+
+    /// Counts a committed (or replayed) acceptance.
+    pub fn acceptance_accepted(&self, created: bool) {
+        self.metrics.acceptances.with_label_values(&[if created { "created" } else { "replayed" }]).inc();
     }
 
     /// Loads the configuration again with the same code as `tongban check`. On success the new
@@ -236,7 +246,14 @@ pub async fn start_with(
     let federation = adjust(federation);
     let observe = federation.observe;
     let sources = federation.sources.clone();
-    let gateway = Arc::new(Gateway::new(federation, adjust));
+    // Every acknowledged acceptance is committed here first: no store, no start.
+    let path = federation.acceptance.store.clone();
+    let store: Arc<dyn AcceptanceStore> = match tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await {
+        Ok(Ok(store)) => Arc::new(store),
+        Ok(Err(err)) => return Err(std::io::Error::other(err.to_string())),
+        Err(err) => return Err(std::io::Error::other(err.to_string())),
+    };
+    let gateway = Arc::new(Gateway::new(federation, adjust, store));
     let (shutdown, watcher) = signal::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
@@ -253,6 +270,7 @@ pub async fn start_with(
         watcher.clone(),
     )));
     tasks.push(tokio::spawn(prune(gateway.clone(), observe.prune_interval, watcher.clone())));
+    tasks.push(tokio::spawn(crate::acceptance::worker::run(gateway.clone(), watcher.clone())));
     if let Some(interval) = observe.probe_interval {
         tasks.push(tokio::spawn(health::run(gateway.clone(), interval, watcher.clone())));
     }
@@ -276,5 +294,18 @@ async fn prune(gateway: Arc<Gateway>, interval: std::time::Duration, mut shutdow
         gateway.cache.run_pending_tasks().await;
         gateway.metrics.cache_entries.set(i64::try_from(gateway.cache.entry_count()).unwrap_or(i64::MAX));
         gateway.metrics.cache_bytes.set(i64::try_from(gateway.cache.weighted_size()).unwrap_or(i64::MAX));
+        queue_gauges(&gateway).await;
+    }
+}
+
+/// Queue depth, oldest undelivered age and dead letters, for the metrics.
+pub async fn queue_gauges(gateway: &Gateway) {
+    let now = gateway.acceptances.clock.now_ms();
+    if let Ok(stats) = crate::acceptance::blocking(&gateway.acceptances.store, |store| store.queue_stats()).await {
+        let metrics = &gateway.metrics;
+        metrics.acceptance_queue_depth.set(i64::try_from(stats.depth).unwrap_or(i64::MAX));
+        metrics.acceptance_dead.set(i64::try_from(stats.dead).unwrap_or(i64::MAX));
+        let age = stats.oldest_undelivered_at.map(|at| (now - at).max(0) / 1000).unwrap_or(0);
+        metrics.acceptance_oldest_age_seconds.set(age);
     }
 }

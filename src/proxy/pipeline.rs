@@ -170,6 +170,14 @@ async fn dispatch(
             native(gateway, &federation, adapter, operation, &bytes, x).await
         }
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
+        (["v1", "acceptances"], &Method::POST) => {
+            let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            crate::acceptance::accept(gateway, x, &bytes, key).await
+        }
+        (["v1", "acceptances"], _) => Err(not_allowed("POST")),
+        (["v1", "acceptances", receipt], &Method::GET) => crate::acceptance::show(gateway, x, receipt).await,
+        (["v1", "acceptances", _], _) => Err(not_allowed("GET")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
     }
 }
@@ -196,18 +204,8 @@ async fn submit(
     if let Some(from) = &route.from {
         doc["accepting_region"] = Value::String(from.code.clone());
     }
-    let mut warnings = Vec::new();
-    if !validation.uscc_check_failures.is_empty() {
-        match route.adapter.uscc_check {
-            UsccCheck::Enforce => return Err(GatewayError::Invalid { errors: validation.uscc_check_failures }),
-            UsccCheck::Warn => {
-                for failure in validation.uscc_check_failures {
-                    tracing::warn!(request_id = %x.cx.request_id, platform = %route.adapter.name, field = %failure.field, "A credit code failing its check character is forwarded (uscc_check = warn).");
-                    warnings.push(json!({"field": failure.field, "detail": failure.detail}));
-                }
-            }
-        }
-    }
+    let warnings = uscc_policy(validation.uscc_check_failures, &route, x)?;
+    // Submissions are writes: never cached.
     let answer = call_platform(gateway, &route.adapter, Operation::Submit, doc, &x.cx, caller_name(x)).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
     tracing::info!(
@@ -327,6 +325,39 @@ async fn native(
     Ok(respond::bytes(status, caller.content_type(), body, &x.cx))
 }
 
+/// Credit codes failing only their check character: refused, or forwarded with warnings, as the
+/// handling platform's adapter says (`uscc_check`).
+pub(crate) fn uscc_policy(
+    failures: Vec<crate::canonical::validate::FieldError>,
+    route: &route::Route,
+    x: &Exchange,
+) -> Result<Vec<Value>, GatewayError> {
+    if failures.is_empty() {
+        return Ok(Vec::new());
+    }
+    match route.adapter.uscc_check {
+        UsccCheck::Enforce => Err(GatewayError::Invalid { errors: failures }),
+        UsccCheck::Warn => Ok(failures
+            .into_iter()
+            .map(|failure| {
+                tracing::warn!(request_id = %x.cx.request_id, platform = %route.adapter.name, field = %failure.field, "A credit code failing its check character is forwarded (uscc_check = warn).");
+                json!({"field": failure.field, "detail": failure.detail})
+            })
+            .collect()),
+    }
+}
+
+/// The caller's rate limits, for other modules' endpoints.
+pub(crate) fn admit_caller(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    target: &Adapter,
+    operation: Operation,
+) -> Result<(), GatewayError> {
+    admit(gateway, federation, x, target, operation)
+}
+
 /// The caller's and the platform's rate limits; an admitted request carries the headers.
 fn admit(
     gateway: &Gateway,
@@ -400,7 +431,7 @@ fn stale_on_error(error: &GatewayError) -> StaleOnError {
 }
 
 /// One call to a platform inside its bulkhead, timed and counted.
-async fn call_platform(
+pub(crate) async fn call_platform(
     gateway: &Gateway,
     adapter: &Adapter,
     operation: Operation,

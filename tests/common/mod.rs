@@ -60,6 +60,8 @@ impl Answer {
 pub struct Harness {
     pub running: Running,
     pub mocks: HashMap<String, MockServer>,
+    /// Holds this harness's acceptance store; removed when the harness is dropped.
+    pub store_dir: tempfile::TempDir,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -87,8 +89,11 @@ impl Harness {
         }
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = store_dir.path().join("acceptances.sqlite");
         let adjust_all: tongban::proxy::Adjust = Box::new(move |federation| {
             let mut federation = federation.with_origins(&origins);
+            federation.acceptance.store = store.clone();
             federation.observe.watch = false;
             federation.observe.probe_interval = None;
             adjust(&mut federation);
@@ -101,7 +106,7 @@ impl Harness {
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(5))
             .build_http();
-        Harness { running, mocks, client }
+        Harness { running, mocks, client, store_dir }
     }
 
     pub async fn stop(self) {

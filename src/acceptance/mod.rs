@@ -1,0 +1,218 @@
+//! Proxy acceptance (异地代收代办): a window in one province accepts an application for a matter
+//! another province handles. The gateway commits it to the durable store *before* answering
+//! `202 Accepted` with a receipt number (回执编号); the delivery worker ([`worker`]) then forwards
+//! it to the handling platform until that platform confirms with its own case number. Nothing
+//! acknowledged is lost; an `Idempotency-Key` (or the application id) never makes a second record.
+
+pub mod clock;
+pub mod worker;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use self::clock::Clock;
+use crate::canonical::Mode;
+use crate::canonical::validate::FieldError;
+use crate::problem::GatewayError;
+use crate::proxy::Gateway;
+use crate::proxy::pipeline::Exchange;
+use crate::proxy::respond::{self, Reply};
+use crate::proxy::{decode, route};
+use crate::store::{AcceptanceStore, NewAcceptance, StoreError};
+
+/// The store and the clock acceptances are stamped with.
+pub struct Acceptances {
+    /// The durable store.
+    pub store: Arc<dyn AcceptanceStore>,
+    /// Wall time that follows tokio's clock (paused in tests).
+    pub clock: Clock,
+}
+
+/// `POST /v1/acceptances` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptanceRequest {
+    /// Where the application was accepted (收件窗口).
+    accepting_site: AcceptingSite,
+    /// The canonical application, mode `proxy_acceptance`.
+    application: Value,
+}
+
+/// The accepting window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptingSite {
+    /// The window's id at the accepting platform.
+    window_id: String,
+    /// The window's region code (must be the application's accepting region).
+    region: String,
+}
+
+fn invalid(field: &str, detail: impl Into<String>) -> GatewayError {
+    GatewayError::Invalid { errors: vec![FieldError { field: field.into(), detail: detail.into() }] }
+}
+
+fn store_error(err: StoreError) -> GatewayError {
+    match err {
+        StoreError::Conflict { .. } => GatewayError::AcceptanceConflict { detail: err.to_string() },
+        other => GatewayError::Internal(format!("the acceptance store failed: {other}")),
+    }
+}
+
+/// Runs a blocking store call off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn AcceptanceStore>,
+    call: impl FnOnce(&dyn AcceptanceStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, GatewayError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
+        Ok(result) => result.map_err(store_error),
+        Err(err) => Err(GatewayError::Internal(format!("the acceptance store task failed: {err}"))),
+    }
+}
+
+/// `POST /v1/acceptances`: validate, route, commit, then acknowledge with a receipt.
+pub async fn accept(
+    gateway: &Gateway,
+    x: &mut Exchange,
+    body: &[u8],
+    idempotency_key: Option<String>,
+) -> Result<Reply, GatewayError> {
+    let federation = gateway.federation();
+    let request = decode::json(body)?;
+    let request: AcceptanceRequest = serde_path_to_error::deserialize(&request).map_err(|err| {
+        let field = format!("/{}", err.path().to_string().replace('.', "/"));
+        invalid(&field, err.inner().to_string().replace('`', "'"))
+    })?;
+    let mut doc = request.application;
+    let (app, validation) =
+        decode::validated(&mut doc, federation.regions).map_err(|error| prefix_fields(error, "/application"))?;
+    if app.mode != Mode::ProxyAcceptance {
+        return Err(invalid(
+            "/application/mode",
+            "an acceptance is mode proxy_acceptance (异地代收代办); send other applications to POST /v1/applications",
+        ));
+    }
+    let site = &request.accepting_site;
+    if site.window_id.trim().is_empty() || site.window_id.len() > 64 {
+        return Err(invalid("/accepting_site/window_id", "give the accepting window's id, 1–64 characters"));
+    }
+    let (Some(accepting), Some(handling)) = (validation.accepting, validation.handling) else {
+        return Err(GatewayError::Internal("validated regions missing".into()));
+    };
+    match federation.regions.resolve(&site.region) {
+        Ok(resolved) if resolved.code == accepting.code => {}
+        Ok(_) => {
+            return Err(invalid(
+                "/accepting_site/region",
+                format!("the window's region must be the application's accepting region {}", accepting.code),
+            ));
+        }
+        Err(err) => return Err(invalid("/accepting_site/region", err.to_string())),
+    }
+    x.operation = Some(crate::adapter::Operation::Submit);
+    let route = route::application(&federation, &app.matter.code, app.mode, accepting, handling)?;
+    x.target = Some(route.adapter.name.clone());
+    x.kind = route.kind;
+    let warnings = crate::proxy::pipeline::uscc_policy(validation.uscc_check_failures, &route, x)?;
+    crate::proxy::pipeline::admit_caller(gateway, &federation, x, &route.adapter, crate::adapter::Operation::Submit)?;
+    // Platforms validate against today's division table (see submit).
+    doc["handling_region"] = Value::String(route.to.code.clone());
+    if let Some(from) = &route.from {
+        doc["accepting_region"] = Value::String(from.code.clone());
+    }
+    let acceptances = &gateway.acceptances;
+    let new = NewAcceptance {
+        application_id: app.application_id.clone().unwrap_or_default(),
+        idempotency_key,
+        target: route.adapter.name.clone(),
+        matter_code: app.matter.code.clone(),
+        window_id: site.window_id.clone(),
+        accepting_region: route.from.as_ref().map(|r| r.code.clone()).unwrap_or_default(),
+        handling_region: route.to.code.clone(),
+        document: doc.to_string(),
+        accepted_at: acceptances.clock.now_ms(),
+    };
+    let accepted = blocking(&acceptances.store, move |store| store.accept(new)).await?;
+    gateway.acceptance_accepted(accepted.created);
+    let record = &accepted.acceptance;
+    tracing::info!(
+        request_id = %x.cx.request_id,
+        receipt = %record.receipt,
+        platform = %record.target,
+        created = accepted.created,
+        "Acceptance committed."
+    );
+    let location = format!("/v1/acceptances/{}", record.receipt);
+    let mut body = json!({
+        "receipt": record.receipt,
+        "application_id": record.application_id,
+        "state": record.state,
+        "accepted_at": clock::rfc3339(record.accepted_at),
+        "route": route.to_json(),
+        "links": { "self": location },
+    });
+    if !warnings.is_empty() {
+        body["warnings"] = Value::Array(warnings);
+    }
+    let mut reply = respond::json(StatusCode::ACCEPTED, &body, &x.cx);
+    if let Ok(value) = http::HeaderValue::from_str(&location) {
+        reply.headers_mut().insert(http::header::LOCATION, value);
+    }
+    if !accepted.created {
+        reply.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+    }
+    Ok(reply)
+}
+
+/// `GET /v1/acceptances/{receipt}`: the state and the timeline.
+pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Reply, GatewayError> {
+    let id = receipt.to_owned();
+    let store = &gateway.acceptances.store;
+    let found = blocking(store, move |store| {
+        let record = store.get(&id)?;
+        let events = match &record {
+            Some(_) => store.events(&id)?,
+            None => Vec::new(),
+        };
+        Ok((record, events))
+    })
+    .await?;
+    let (Some(record), events) = found else {
+        return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
+    };
+    let timeline: Vec<Value> =
+        events.iter().map(|e| json!({ "at": clock::rfc3339(e.at), "event": e.kind, "detail": e.detail })).collect();
+    let body = json!({
+        "receipt": record.receipt,
+        "application_id": record.application_id,
+        "state": record.state,
+        "platform": record.target,
+        "province_case_id": record.province_case_id,
+        "attempts": record.attempts,
+        "last_error": record.last_error,
+        "window_id": record.window_id,
+        "accepting_region": record.accepting_region,
+        "handling_region": record.handling_region,
+        "accepted_at": clock::rfc3339(record.accepted_at),
+        "updated_at": clock::rfc3339(record.updated_at),
+        "timeline": timeline,
+    });
+    Ok(respond::json(StatusCode::OK, &body, &x.cx))
+}
+
+/// Field paths of the inner application are reported from the request's root.
+fn prefix_fields(error: GatewayError, prefix: &str) -> GatewayError {
+    match error {
+        GatewayError::Invalid { errors } => GatewayError::Invalid {
+            errors: errors
+                .into_iter()
+                .map(|e| FieldError { field: format!("{prefix}{}", if e.field == "/" { "" } else { &e.field }), ..e })
+                .collect(),
+        },
+        other => other,
+    }
+}

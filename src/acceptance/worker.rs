@@ -1,0 +1,167 @@
+//! The delivery worker (转递): forwards committed acceptances to their handling platforms.
+//!
+//! Each round claims due records under a lease (a crashed worker's claims expire and are taken
+//! again), delivers them through the same stages as a submission (the platform's limit, its
+//! bulkhead, the adapter's mapping), and records the outcome:
+//! - confirmed with a case number → `delivered`;
+//! - the platform already has it (a retry after a lost answer) → its case number is looked up →
+//!   `delivered`; the application id is the platform's idempotency key (外部编号), so a retry
+//!   never creates a second case;
+//! - a transport failure, a timeout or a retryable business code → retried with exponential
+//!   backoff and jitter, up to `max_attempts`, then `dead_letter`;
+//! - a refusal (invalid, rejected) → `dead_letter` at once with the platform's reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::blocking;
+use crate::adapter::Operation;
+use crate::adapter::envelope::Outcome;
+use crate::config::load::AcceptanceSettings;
+use crate::problem::GatewayError;
+use crate::proxy::Gateway;
+use crate::proxy::context::RequestContext;
+use crate::store::Acceptance;
+
+/// Where a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The platform confirmed, with its case number.
+    Delivered(String),
+    /// Try again later.
+    Retry(String),
+    /// Give up: the platform refused, or attempts ran out.
+    Dead(String),
+}
+
+/// Delivers until shutdown.
+pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let settings = gateway.federation().acceptance.clone();
+        let delivered = round(&gateway, &settings).await;
+        if delivered == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = shutdown.changed() => break,
+            }
+        } else if *shutdown.borrow() {
+            break;
+        }
+    }
+}
+
+/// One round: claims due records and delivers them concurrently; returns how many were claimed.
+pub async fn round(gateway: &Gateway, settings: &AcceptanceSettings) -> usize {
+    let acceptances = &gateway.acceptances;
+    let now = acceptances.clock.now_ms();
+    let lease = u64::try_from(settings.backoff_max.as_millis()).unwrap_or(u64::MAX).max(60_000);
+    let batch = settings.batch;
+    let claimed = match blocking(&acceptances.store, move |store| store.claim_due(now, batch, lease)).await {
+        Ok(claimed) => claimed,
+        Err(err) => {
+            tracing::error!(error = %err, "The delivery worker cannot read the acceptance store.");
+            return 0;
+        }
+    };
+    let count = claimed.len();
+    let deliveries = claimed.into_iter().map(|record| deliver_and_record(gateway, settings, record));
+    futures_util::future::join_all(deliveries).await;
+    count
+}
+
+async fn deliver_and_record(gateway: &Gateway, settings: &AcceptanceSettings, record: Acceptance) {
+    let outcome = deliver(gateway, &record).await;
+    let acceptances = &gateway.acceptances;
+    let now = acceptances.clock.now_ms();
+    let receipt = record.receipt.clone();
+    let attempts = record.attempts + 1;
+    let outcome = match outcome {
+        Delivery::Retry(error) if attempts >= settings.max_attempts => {
+            Delivery::Dead(format!("{error} (gave up after {attempts} attempts)"))
+        }
+        other => other,
+    };
+    let label = match &outcome {
+        Delivery::Delivered(_) => "delivered",
+        Delivery::Retry(_) => "retry",
+        Delivery::Dead(_) => "dead_letter",
+    };
+    gateway.metrics.acceptance_deliveries.with_label_values(&[record.target.as_str(), label]).inc();
+    let delay = backoff(settings, attempts);
+    let result = blocking(&acceptances.store, move |store| match outcome {
+        Delivery::Delivered(case_id) => store.delivered(&receipt, &case_id, now),
+        Delivery::Retry(error) => {
+            let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            store.retry_later(&receipt, &error, next, now)
+        }
+        Delivery::Dead(error) => store.dead_letter(&receipt, &error, now),
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(receipt = %record.receipt, platform = %record.target, outcome = label, attempts, "Delivery attempt recorded.")
+        }
+        Err(err) => {
+            tracing::error!(receipt = %record.receipt, error = %err, "A delivery outcome could not be recorded; the lease will expire and the delivery repeats (idempotent at the platform).")
+        }
+    }
+}
+
+/// One delivery attempt.
+pub async fn deliver(gateway: &Gateway, record: &Acceptance) -> Delivery {
+    let federation = gateway.federation();
+    let Some(adapter) = federation.adapters.get(&record.target) else {
+        return Delivery::Retry(format!("no adapter '{}' is configured now", record.target));
+    };
+    let document: Value = match serde_json::from_str(&record.document) {
+        Ok(document) => document,
+        Err(err) => return Delivery::Dead(format!("the stored document is unreadable: {err}")),
+    };
+    let cx = RequestContext::for_delivery(&record.receipt);
+    match crate::proxy::pipeline::call_platform(gateway, adapter, Operation::Submit, &document, &cx, "acceptance").await
+    {
+        Ok(answer) => match answer["province_case_id"].as_str().filter(|s| !s.is_empty()) {
+            Some(case_id) => Delivery::Delivered(case_id.to_owned()),
+            None => Delivery::Retry("the platform's answer carries no case number".into()),
+        },
+        Err(GatewayError::UpstreamBusiness { outcome: Outcome::Duplicate, .. }) => {
+            // Delivered before (the answer was lost): ask the platform for its case number.
+            let request = serde_json::json!({
+                "application_id": record.application_id,
+                "handling_region": record.handling_region,
+            });
+            match crate::proxy::pipeline::call_platform(
+                gateway,
+                adapter,
+                Operation::Status,
+                &request,
+                &cx,
+                "acceptance",
+            )
+            .await
+            {
+                Ok(answer) => match answer["province_case_id"].as_str() {
+                    Some(case_id) => Delivery::Delivered(case_id.to_owned()),
+                    None => Delivery::Retry("the platform has it but gave no case number".into()),
+                },
+                Err(err) => Delivery::Retry(format!("the platform has it; its case number could not be read: {err}")),
+            }
+        }
+        Err(error) if error.spec().retryable => Delivery::Retry(error.to_string()),
+        Err(error) => Delivery::Dead(error.to_string()),
+    }
+}
+
+/// Exponential backoff with "equal jitter": between half and all of base × 2^(attempt−1), capped,
+/// so retries after a platform outage spread out instead of arriving together.
+fn backoff(settings: &AcceptanceSettings, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(20);
+    let ceiling = settings.backoff.saturating_mul(1u32 << exponent).min(settings.backoff_max);
+    // Jitter from the clock's low bits and the attempt: enough to spread retries apart.
+    let seed = u64::try_from(uuid::Uuid::now_v7().as_u128() & 0xFFFF_FFFF).unwrap_or(0);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(millis / 2 + seed % (millis / 2 + 1))
+}
