@@ -194,6 +194,9 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     if old.demo_mocks != new.demo_mocks {
         changed.push("demo.mocks");
     }
+    if old.acceptance.store != new.acceptance.store {
+        changed.push("acceptance.store");
+    }
     changed
 }
 
