@@ -114,6 +114,9 @@ async fn retries_end_in_the_dead_letter_queue_and_an_operator_can_requeue() {
     let requeued = harness.admin("POST", &format!("/admin/acceptances/{receipt}/retry"), Vec::new()).await;
     assert_eq!(requeued.status, 200, "{}", String::from_utf8_lossy(&requeued.body));
     let delivered = wait_for(&harness, &receipt, |a| a["state"] == "delivered").await;
+    let again = harness.admin("POST", &format!("/admin/acceptances/{receipt}/retry"), Vec::new()).await;
+    assert_eq!(again.status, 409, "a delivered acceptance is not requeued");
+    assert!(again.json()["detail"].as_str().unwrap().contains("not in the dead letter queue"));
     let events: Vec<&str> =
         delivered["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert!(events.contains(&"dead_letter") && events.contains(&"requeued"), "{events:?}");

@@ -205,7 +205,23 @@ async fn retry_acceptance(gateway: &Gateway, receipt: String, cx: &RequestContex
             tracing::info!(receipt = %receipt, "Acceptance requeued from the dead letter queue.");
             respond::json(StatusCode::OK, &json!({ "receipt": receipt, "requeued": true }), cx)
         }
-        Ok(false) => respond::problem(&GatewayError::UnknownReceipt { receipt }, cx),
+        Ok(false) => {
+            // Not requeued: unknown, or not in the dead letter queue (say which).
+            let id = receipt.clone();
+            match crate::acceptance::blocking(&gateway.acceptances.store, move |store| store.get(&id)).await {
+                Ok(Some(record)) => respond::problem(
+                    &GatewayError::AcceptanceConflict {
+                        detail: format!(
+                            "acceptance {receipt} is {}, not in the dead letter queue; only dead-lettered acceptances are requeued",
+                            record.state
+                        ),
+                    },
+                    cx,
+                ),
+                Ok(None) => respond::problem(&GatewayError::UnknownReceipt { receipt }, cx),
+                Err(error) => respond::problem(&error, cx),
+            }
+        }
         Err(error) => respond::problem(&error, cx),
     }
 }
