@@ -161,3 +161,43 @@ async fn bad_input_gets_a_clear_problem_and_leaves_nothing_in_the_store() {
     assert_eq!(harness.get("/v1/acceptances/TB000").await.status, 404);
     harness.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_handling_platform_reports_progress_by_callback() {
+    let harness = Harness::start().await;
+    harness.fault("guizhou", "down").await;
+    let answer = accept(&harness, &acceptance("0194f3a0-7c00-7000-8000-00000000a008"), None).await;
+    let receipt = answer.json()["receipt"].as_str().unwrap().to_owned();
+    let events = format!("/v1/acceptances/{receipt}/events");
+    let post = |body: Value| {
+        harness.gateway("POST", &events, &[("content-type", "application/json")], body.to_string().into_bytes())
+    };
+
+    // Not delivered yet: the platform cannot have it.
+    let early = post(json!({"state": "approved"})).await;
+    assert_eq!(early.status, 409, "{}", String::from_utf8_lossy(&early.body));
+
+    harness.fault("guizhou", "none").await;
+    wait_for(&harness, &receipt, |a| a["state"] == "delivered").await;
+    let approved = post(json!({"state": "approved", "detail": "准予迁入"})).await;
+    assert_eq!(approved.status, 200, "{}", String::from_utf8_lossy(&approved.body));
+    assert_eq!(approved.json()["changed"], true);
+    let shown = harness.get(&format!("/v1/acceptances/{receipt}")).await.json();
+    assert_eq!(shown["state"], "approved");
+    let last = shown["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "state");
+    assert!(last["detail"].as_str().unwrap().contains("准予迁入"), "{last}");
+
+    assert_eq!(
+        post(json!({"state": "approved", "detail": "again"})).await.json()["changed"],
+        false,
+        "a repeated state is not a new event"
+    );
+    assert_eq!(post(json!({"state": "received"})).await.status, 422);
+    assert_eq!(post(json!({"stat": "approved"})).await.status, 422);
+    let unknown = harness
+        .gateway("POST", "/v1/acceptances/TB000/events", &[], json!({"state": "approved"}).to_string().into_bytes())
+        .await;
+    assert_eq!(unknown.status, 404);
+    harness.stop().await;
+}

@@ -57,7 +57,9 @@ fn invalid(field: &str, detail: impl Into<String>) -> GatewayError {
 
 fn store_error(err: StoreError) -> GatewayError {
     match err {
-        StoreError::Conflict { .. } => GatewayError::AcceptanceConflict { detail: err.to_string() },
+        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
+            GatewayError::AcceptanceConflict { detail: err.to_string() }
+        }
         other => GatewayError::Internal(format!("the acceptance store failed: {other}")),
     }
 }
@@ -214,5 +216,57 @@ fn prefix_fields(error: GatewayError, prefix: &str) -> GatewayError {
                 .collect(),
         },
         other => other,
+    }
+}
+
+/// `POST /v1/acceptances/{receipt}/events` body: the handling platform reports progress.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformEvent {
+    /// The canonical state: in_review, supplement_required, approved, rejected, withdrawn.
+    state: crate::canonical::State,
+    /// The platform's remark (办理意见), if any.
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// `POST /v1/acceptances/{receipt}/events`: a callback from the handling platform after delivery.
+pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) -> Result<Reply, GatewayError> {
+    let request = decode::json(body)?;
+    let event: PlatformEvent = serde_path_to_error::deserialize(&request).map_err(|err| {
+        let field = format!("/{}", err.path().to_string().replace('.', "/"));
+        invalid(&field, err.inner().to_string().replace('`', "'"))
+    })?;
+    let state = match event.state {
+        crate::canonical::State::InProgress | crate::canonical::State::Accepted => "in_review",
+        crate::canonical::State::SupplementRequired => "supplement_required",
+        crate::canonical::State::Approved => "approved",
+        crate::canonical::State::Rejected => "rejected",
+        crate::canonical::State::Withdrawn => "withdrawn",
+        crate::canonical::State::Received => {
+            return Err(invalid(
+                "/state",
+                "an acceptance is received when it is delivered; report in_progress, supplement_required, approved, rejected or withdrawn",
+            ));
+        }
+    };
+    let acceptances = &gateway.acceptances;
+    let now = acceptances.clock.now_ms();
+    let id = receipt.to_owned();
+    let detail = event.detail.clone();
+    let recorded = blocking(&acceptances.store, move |store| {
+        if store.get(&id)?.is_none() {
+            return Ok(None);
+        }
+        store.record_state(&id, state, detail.as_deref(), now).map(Some)
+    })
+    .await;
+    match recorded {
+        Ok(Some(changed)) => {
+            tracing::info!(request_id = %x.cx.request_id, receipt, state, changed, "Platform event recorded.");
+            Ok(respond::json(StatusCode::OK, &json!({ "receipt": receipt, "state": state, "changed": changed }), &x.cx))
+        }
+        Ok(None) => Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() }),
+        Err(error) => Err(error),
     }
 }

@@ -177,6 +177,12 @@ async fn dispatch(
         }
         (["v1", "acceptances"], _) => Err(not_allowed("POST")),
         (["v1", "acceptances", receipt], &Method::GET) => crate::acceptance::show(gateway, x, receipt).await,
+        (["v1", "acceptances", receipt, "events"], &Method::POST) => {
+            let receipt = receipt.to_string();
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            crate::acceptance::event(gateway, x, &receipt, &bytes).await
+        }
+        (["v1", "acceptances", _, "events"], _) => Err(not_allowed("POST")),
         (["v1", "acceptances", _], _) => Err(not_allowed("GET")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
     }
