@@ -95,3 +95,61 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
     };
     assert!(status.is_some_and(|s| s.success()), "the gateway did not stop cleanly on SIGTERM: {status:?}");
 }
+
+#[test]
+fn the_queue_commands_show_retry_and_list_the_dead_letter_queue() {
+    use tongban::store::{AcceptanceStore, NewAcceptance, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tongban.toml");
+    let text = format!(
+        "[paths]\nadapters = \"{0}/adapters\"\nmappings = \"{0}/mappings\"\nmatters = \"{0}/config/matters.toml\"\n[acceptance]\nstore = \"queue.sqlite\"\n",
+        root().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    // An acceptance that failed for good.
+    let store = SqliteStore::open(&dir.path().join("queue.sqlite")).unwrap();
+    let accepted = store
+        .accept(NewAcceptance {
+            application_id: "app-q-1".into(),
+            idempotency_key: None,
+            target: "guizhou".into(),
+            matter_code: "000104001000".into(),
+            window_id: "GD-TH-0007".into(),
+            accepting_region: "440106".into(),
+            handling_region: "520102".into(),
+            document: "{}".into(),
+            accepted_at: 1_795_312_800_000,
+        })
+        .unwrap();
+    let receipt = accepted.receipt;
+    store.dead_letter(&receipt, "platform guizhou could not be reached", 1_795_312_900_000).unwrap();
+    drop(store);
+
+    let queue = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tongban"))
+            .args(["--config", config.to_str().unwrap(), "queue"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = queue(&["dead"]);
+    assert!(
+        ok && out.contains(&receipt) && out.contains("dead_letter") && out.contains("could not be reached"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = queue(&["show", &receipt]);
+    assert!(ok && out.contains("accepted") && out.contains("dead_letter"), "{out}");
+    let (ok, out, _) = queue(&["retry", &receipt]);
+    assert!(ok && out.contains("requeued"), "{out}");
+    let (ok, out, _) = queue(&["list", "--state", "accepted"]);
+    assert!(ok && out.contains(&receipt), "{out}");
+    let (ok, out, _) = queue(&["dead"]);
+    assert!(ok && out.trim().is_empty(), "the dead letter queue is empty now: {out}");
+    let (ok, _, err) = queue(&["retry", &receipt]);
+    assert!(!ok && err.contains("not in the dead letter queue"), "{err}");
+}

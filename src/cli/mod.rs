@@ -3,6 +3,7 @@
 mod check;
 mod map;
 mod mock;
+mod queue;
 mod serve;
 
 use std::path::PathBuf;
@@ -50,6 +51,11 @@ enum Command {
         /// The sample document.
         file: PathBuf,
     },
+    /// The proxy acceptance queue: list, show, retry, dead.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+    },
     /// Run simulated provincial platforms standalone.
     Mock {
         /// Platforms to run (default: all), e.g. --adapter guizhou --adapter hunan.
@@ -79,6 +85,7 @@ pub fn main() -> ExitCode {
             map::run(&config, &adapter, &operation, direction, message, raw, &file)
         }
         Command::Serve => runtime(|| serve::run(config)),
+        Command::Queue { command } => queue::run(&config, command),
         Command::Mock { adapter, listen, list } => runtime(|| mock::run(adapter, listen, list)),
     }
 }
