@@ -120,7 +120,7 @@ pub async fn accept(
     x.target = Some(route.adapter.name.clone());
     x.kind = route.kind;
     let warnings = crate::proxy::pipeline::uscc_policy(validation.uscc_check_failures, &route, x)?;
-    crate::proxy::pipeline::admit_caller(gateway, &federation, x, &route.adapter, crate::adapter::Operation::Submit)?;
+    crate::proxy::pipeline::admit(gateway, &federation, x, &route.adapter, crate::adapter::Operation::Submit)?;
     // Platforms validate against today's division table (see submit).
     doc["handling_region"] = Value::String(route.to.code.clone());
     if let Some(from) = &route.from {

@@ -353,19 +353,8 @@ pub(crate) fn uscc_policy(
     }
 }
 
-/// The caller's rate limits, for other modules' endpoints.
-pub(crate) fn admit_caller(
-    gateway: &Gateway,
-    federation: &Federation,
-    x: &mut Exchange,
-    target: &Adapter,
-    operation: Operation,
-) -> Result<(), GatewayError> {
-    admit(gateway, federation, x, target, operation)
-}
-
-/// The caller's and the platform's rate limits; an admitted request carries the headers.
-fn admit(
+/// The caller's rate limits; an admitted request carries the headers.
+pub(crate) fn admit(
     gateway: &Gateway,
     federation: &Federation,
     x: &mut Exchange,
