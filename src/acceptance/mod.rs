@@ -5,6 +5,8 @@
 //! acknowledged is lost; an `Idempotency-Key` (or the application id) never makes a second record.
 
 pub mod clock;
+pub mod joint;
+pub mod status;
 pub mod worker;
 
 use std::sync::Arc;
@@ -92,12 +94,37 @@ pub async fn accept(
     let mut doc = request.application;
     let (app, validation) =
         decode::validated(&mut doc, federation.regions).map_err(|error| prefix_fields(error, "/application"))?;
-    if app.mode != Mode::ProxyAcceptance {
-        return Err(invalid(
-            "/application/mode",
-            "an acceptance is mode proxy_acceptance (异地代收代办); send other applications to POST /v1/applications",
-        ));
-    }
+    let joint_rule = match app.mode {
+        Mode::ProxyAcceptance => None,
+        Mode::MultiSite => match federation.matters.joint(&app.matter.code) {
+            Some(rule) if rule.parties.iter().any(|p| p.region == app.handling_region) => Some(rule),
+            Some(rule) => {
+                let regions: Vec<&str> = rule.parties.iter().map(|p| p.region.as_str()).collect();
+                return Err(invalid(
+                    "/application/handling_region",
+                    format!(
+                        "a joint matter is led by one of its parties; give one of their regions: {}",
+                        regions.join(", ")
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    "/application/mode",
+                    format!(
+                        "matter {} is not handled jointly (its matter-list entry has no [matter.joint]); send mode proxy_acceptance",
+                        app.matter.code
+                    ),
+                ));
+            }
+        },
+        _ => {
+            return Err(invalid(
+                "/application/mode",
+                "an acceptance is mode proxy_acceptance (异地代收代办) or multi_site (多地联办); send other applications to POST /v1/applications",
+            ));
+        }
+    };
     let site = &request.accepting_site;
     if site.window_id.trim().is_empty() || site.window_id.len() > 64 {
         return Err(invalid("/accepting_site/window_id", "give the accepting window's id, 1–64 characters"));
@@ -127,6 +154,8 @@ pub async fn accept(
         doc["accepting_region"] = Value::String(from.code.clone());
     }
     let acceptances = &gateway.acceptances;
+    let accepted_at = acceptances.clock.now_ms();
+    let joint = joint_rule.map(|rule| joint::fan_out(rule, &doc, accepted_at));
     let new = NewAcceptance {
         application_id: app.application_id.clone().unwrap_or_default(),
         idempotency_key,
@@ -136,7 +165,8 @@ pub async fn accept(
         accepting_region: route.from.as_ref().map(|r| r.code.clone()).unwrap_or_default(),
         handling_region: route.to.code.clone(),
         document: doc.to_string(),
-        accepted_at: acceptances.clock.now_ms(),
+        accepted_at,
+        joint,
     };
     let accepted = blocking(&acceptances.store, move |store| store.accept(new)).await?;
     gateway.acceptance_accepted(accepted.created);
@@ -176,19 +206,20 @@ pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Repl
     let store = &gateway.acceptances.store;
     let found = blocking(store, move |store| {
         let record = store.get(&id)?;
-        let events = match &record {
-            Some(_) => store.events(&id)?,
-            None => Vec::new(),
+        let (events, parts) = match &record {
+            Some(record) if record.kind == crate::store::KIND_JOINT => (store.events(&id)?, store.parts(&id)?),
+            Some(_) => (store.events(&id)?, Vec::new()),
+            None => (Vec::new(), Vec::new()),
         };
-        Ok((record, events))
+        Ok((record, events, parts))
     })
     .await?;
-    let (Some(record), events) = found else {
+    let (Some(record), events, parts) = found else {
         return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
     };
     let timeline: Vec<Value> =
         events.iter().map(|e| json!({ "at": clock::rfc3339(e.at), "event": e.kind, "detail": e.detail })).collect();
-    let body = json!({
+    let mut body = json!({
         "receipt": record.receipt,
         "application_id": record.application_id,
         "state": record.state,
@@ -203,6 +234,26 @@ pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Repl
         "updated_at": clock::rfc3339(record.updated_at),
         "timeline": timeline,
     });
+    if let Some(parent) = &record.parent_receipt {
+        body["part_of"] =
+            json!({ "receipt": parent, "party": record.party, "link": format!("/v1/acceptances/{parent}") });
+    }
+    if record.kind == crate::store::KIND_JOINT {
+        body["joint"] = json!({
+            "deadline": record.deadline_at.map(clock::rfc3339),
+            "absence": record.absence,
+            "parts": parts.iter().map(|part| json!({
+                "receipt": part.receipt,
+                "party": part.party,
+                "platform": part.target,
+                "handling_region": part.handling_region,
+                "state": part.state,
+                "province_case_id": part.province_case_id,
+                "absent": part.state == crate::store::STATE_ABSENT,
+                "link": format!("/v1/acceptances/{}", part.receipt),
+            })).collect::<Vec<_>>(),
+        });
+    }
     Ok(respond::json(StatusCode::OK, &body, &x.cx))
 }
 
@@ -237,18 +288,11 @@ pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) 
         let field = format!("/{}", err.path().to_string().replace('.', "/"));
         invalid(&field, err.inner().to_string().replace('`', "'"))
     })?;
-    let state = match event.state {
-        crate::canonical::State::InProgress | crate::canonical::State::Accepted => "in_review",
-        crate::canonical::State::SupplementRequired => "supplement_required",
-        crate::canonical::State::Approved => "approved",
-        crate::canonical::State::Rejected => "rejected",
-        crate::canonical::State::Withdrawn => "withdrawn",
-        crate::canonical::State::Received => {
-            return Err(invalid(
-                "/state",
-                "an acceptance is received when it is delivered; report in_progress, supplement_required, approved, rejected or withdrawn",
-            ));
-        }
+    let Some(state) = status::acceptance_state(event.state) else {
+        return Err(invalid(
+            "/state",
+            "an acceptance is received when it is delivered; report in_progress, supplement_required, approved, rejected or withdrawn",
+        ));
     };
     let acceptances = &gateway.acceptances;
     let now = acceptances.clock.now_ms();

@@ -42,7 +42,10 @@ pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let settings = gateway.federation().acceptance.clone();
         let delivered = round(&gateway, &settings).await;
-        if delivered == 0 {
+        // Status polls and joint decisions ride the same loop: both are cheap when nothing is due.
+        let polled = super::status::round(&gateway, &settings).await;
+        let decided = super::joint::round(&gateway).await;
+        if delivered + polled + decided == 0 {
             tokio::select! {
                 _ = tokio::time::sleep(settings.poll_interval) => {}
                 _ = shutdown.changed() => break,
@@ -91,8 +94,10 @@ async fn deliver_and_record(gateway: &Gateway, settings: &AcceptanceSettings, re
     };
     gateway.metrics.acceptance_deliveries.with_label_values(&[record.target.as_str(), label]).inc();
     let delay = backoff(settings, attempts);
+    let first_poll_at =
+        settings.status_poll.map(|first| now.saturating_add(i64::try_from(first.as_millis()).unwrap_or(i64::MAX)));
     let result = blocking(&acceptances.store, move |store| match outcome {
-        Delivery::Delivered(case_id) => store.delivered(&receipt, &case_id, now),
+        Delivery::Delivered(case_id) => store.delivered(&receipt, &case_id, now, first_poll_at),
         Delivery::Retry(error) => {
             let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
             store.retry_later(&receipt, &error, next, now)

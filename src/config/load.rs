@@ -99,6 +99,16 @@ pub struct AcceptanceSettings {
     pub poll_interval: Duration,
     /// Deliveries per round.
     pub batch: usize,
+    /// First status poll after delivery; `None` when polling is off.
+    pub status_poll: Option<Duration>,
+    /// Longest interval between status polls.
+    pub status_poll_max: Duration,
+    /// The content-addressed material directory (材料库).
+    pub materials: PathBuf,
+    /// Largest material, in bytes.
+    pub material_max_bytes: u64,
+    /// Most materials in one acceptance.
+    pub max_materials: usize,
 }
 
 /// `[observe]` and `[limits] prune_interval_ms`, compiled.
@@ -285,7 +295,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     let matters_path = base.join(&raw.paths.matters);
     let matters = match read(&matters_path, &mut diagnostics) {
         Some(source) => match source.parse::<RawMatterList>() {
-            Ok((raw_list, doc)) => MatterList::compile(&raw_list, &doc, regions, &mut diagnostics),
+            Ok((raw_list, doc)) => MatterList::compile(&raw_list, &doc, regions, &router, &mut diagnostics),
             Err(diagnostic) => {
                 diagnostics.push(diagnostic);
                 MatterList::default()
@@ -390,6 +400,17 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
             backoff_max: Duration::from_millis(raw.acceptance.backoff_max_ms.max(raw.acceptance.backoff_ms.max(1))),
             poll_interval: Duration::from_millis(raw.acceptance.poll_interval_ms.max(10)),
             batch: raw.acceptance.batch.clamp(1, 1_000),
+            status_poll: (raw.acceptance.status_poll_ms > 0)
+                .then(|| Duration::from_millis(raw.acceptance.status_poll_ms.max(100))),
+            status_poll_max: Duration::from_millis(
+                raw.acceptance.status_poll_max_ms.max(raw.acceptance.status_poll_ms.max(100)),
+            ),
+            materials: match &raw.acceptance.materials {
+                Some(dir) => base.join(dir),
+                None => base.join(&raw.acceptance.store).parent().map(|d| d.join("materials")).unwrap_or_default(),
+            },
+            material_max_bytes: raw.acceptance.material_max_bytes.max(1),
+            max_materials: raw.acceptance.max_materials.clamp(1, 1_000),
         },
     };
     Ok((federation, diagnostics))

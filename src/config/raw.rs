@@ -61,6 +61,23 @@ pub struct RawAcceptance {
     /// Deliveries claimed per round.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// First status poll after delivery, in milliseconds; doubles while the platform's state is
+    /// unchanged, up to `status_poll_max_ms`. 0 turns polling off (platforms that call back).
+    #[serde(default = "default_status_poll_ms")]
+    pub status_poll_ms: u64,
+    /// Longest interval between status polls, in milliseconds.
+    #[serde(default = "default_status_poll_max_ms")]
+    pub status_poll_max_ms: u64,
+    /// Where uploaded materials are kept, content-addressed, relative to this file; by default
+    /// `materials/` beside the store.
+    #[serde(default)]
+    pub materials: Option<String>,
+    /// Largest material (one scanned document), in bytes.
+    #[serde(default = "default_material_max_bytes")]
+    pub material_max_bytes: u64,
+    /// Most materials in one acceptance.
+    #[serde(default = "default_max_materials")]
+    pub max_materials: usize,
 }
 
 impl Default for RawAcceptance {
@@ -72,8 +89,26 @@ impl Default for RawAcceptance {
             backoff_max_ms: default_backoff_max_ms(),
             poll_interval_ms: default_poll_ms(),
             batch: default_batch(),
+            status_poll_ms: default_status_poll_ms(),
+            status_poll_max_ms: default_status_poll_max_ms(),
+            materials: None,
+            material_max_bytes: default_material_max_bytes(),
+            max_materials: default_max_materials(),
         }
     }
+}
+
+fn default_status_poll_ms() -> u64 {
+    60_000
+}
+fn default_status_poll_max_ms() -> u64 {
+    3_600_000
+}
+fn default_material_max_bytes() -> u64 {
+    20 * 1024 * 1024
+}
+fn default_max_materials() -> usize {
+    20
 }
 
 fn default_store() -> String {

@@ -58,6 +58,78 @@ pub struct RawMatter {
     /// Groups inside which it may be handled across provinces (跨省通办).
     #[serde(default)]
     pub cross_province: Vec<String>,
+    /// Multi-site joint handling (多地联办): the parties that all decide, in parallel.
+    #[serde(default)]
+    pub joint: Option<RawJoint>,
+}
+
+/// `[matter.joint]`: a parallel approval (并联审批) by several handling platforms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJoint {
+    /// Hours from acceptance within which every party must decide (办理时限).
+    pub deadline_hours: u32,
+    /// What a party that has not decided by the deadline counts as (缺席默认).
+    pub absence: Absence,
+    /// The parties (联办方), at least two.
+    pub parties: Vec<RawParty>,
+}
+
+/// One party of a joint matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParty {
+    /// A short name, unique in the entry, e.g. `guizhou-market`.
+    pub name: String,
+    /// The party's 6-digit region code; its platform is the adapter that routes it.
+    pub region: String,
+    /// The authority's name, e.g. 贵州省市场监督管理局.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// The absence rule (缺席默认).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Absence {
+    /// An absent party counts as consent (缺席视为同意).
+    Consent,
+    /// An absent party counts as refusal (缺席视为不同意).
+    Refusal,
+}
+
+impl Absence {
+    /// The name in configuration and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Absence::Consent => "consent",
+            Absence::Refusal => "refusal",
+        }
+    }
+}
+
+/// A compiled joint rule (联办规则).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JointRule {
+    /// From acceptance to the deadline.
+    pub deadline: std::time::Duration,
+    /// The absence rule.
+    pub absence: Absence,
+    /// The parties, in list order.
+    pub parties: Vec<Party>,
+}
+
+/// A compiled party (联办方).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    /// Its name.
+    pub name: String,
+    /// Its authority's name.
+    pub title: Option<String>,
+    /// Its region code.
+    pub region: String,
+    /// The adapter that serves its region.
+    pub adapter: String,
 }
 
 /// A bilateral agreement (合作协议) between two regions, typically two cities in different provinces.
@@ -87,6 +159,7 @@ struct Entry {
     cross_region: bool,
     groups: Vec<usize>,
     location: String,
+    joint: Option<JointRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,12 +213,79 @@ fn modes_text(modes: &[Mode]) -> String {
     modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
 }
 
+/// Checks a `[matter.joint]` table: at least two distinct parties, each a current region code
+/// that an adapter serves, a deadline, and the entry allowing multi_site.
+fn compile_joint(
+    joint: &RawJoint,
+    modes: &[Mode],
+    at: &KeyPath,
+    doc: &SpannedDoc<'_>,
+    regions: &RegionTable,
+    router: &super::Router,
+    diagnostics: &mut Diagnostics,
+) -> JointRule {
+    if !modes.contains(&Mode::MultiSite) {
+        doc.report(diagnostics, at, "a joint rule needs the mode multi_site in this entry's modes; add it");
+    }
+    if joint.deadline_hours == 0 || joint.deadline_hours > 24 * 366 {
+        doc.report(diagnostics, &at.key("deadline_hours"), "give the deadline in hours, 1 to 8784 (a year)");
+    }
+    if joint.parties.len() < 2 {
+        doc.report(
+            diagnostics,
+            &at.key("parties"),
+            "a joint matter has at least two parties; list each as { name, region }",
+        );
+    }
+    let mut parties = Vec::new();
+    for (index, raw) in joint.parties.iter().enumerate() {
+        let at = at.key("parties").index(index);
+        if parties.iter().any(|p: &Party| p.name == raw.name) {
+            doc.report(
+                diagnostics,
+                &at.key("name"),
+                format!("party '{}' is listed twice; give each party its own name", raw.name),
+            );
+        }
+        let region = match regions.resolve(&raw.region) {
+            Ok(resolved) if resolved.code == raw.region => resolved.code.clone(),
+            Ok(resolved) => {
+                doc.report(
+                    diagnostics,
+                    &at.key("region"),
+                    format!("'{}' is retired; write its successor {}", raw.region, resolved.code),
+                );
+                continue;
+            }
+            Err(err) => {
+                doc.report(diagnostics, &at.key("region"), err.to_string());
+                continue;
+            }
+        };
+        let Some(adapter) = router.route(&region) else {
+            doc.report(
+                diagnostics,
+                &at.key("region"),
+                format!("no adapter serves region {region}; add one whose regions cover it, or correct the code"),
+            );
+            continue;
+        };
+        parties.push(Party { name: raw.name.clone(), title: raw.title.clone(), region, adapter: adapter.name.clone() });
+    }
+    JointRule {
+        deadline: std::time::Duration::from_secs(u64::from(joint.deadline_hours) * 3600),
+        absence: joint.absence,
+        parties,
+    }
+}
+
 impl MatterList {
     /// Compiles the list; errors go to `diagnostics`.
     pub fn compile(
         raw: &RawMatterList,
         doc: &SpannedDoc<'_>,
         regions: &RegionTable,
+        router: &super::Router,
         diagnostics: &mut Diagnostics,
     ) -> MatterList {
         let file = doc.source().display.clone();
@@ -199,12 +339,17 @@ impl MatterList {
                     }
                 }
             }
+            let joint = matter
+                .joint
+                .as_ref()
+                .map(|joint| compile_joint(joint, &matter.modes, &at.key("joint"), doc, regions, router, diagnostics));
             let entry = Entry {
                 name: matter.name.clone(),
                 modes: matter.modes.clone(),
                 cross_region: matter.cross_region,
                 groups: indexes,
                 location: location(&at),
+                joint,
             };
             if entries.insert(matter.code.clone(), entry).is_some() {
                 doc.report(
@@ -237,6 +382,11 @@ impl MatterList {
             });
         }
         MatterList { file, groups, entries, agreements }
+    }
+
+    /// The joint rule of a multi-site matter (多地联办), if its entry has one.
+    pub fn joint(&self, code: &str) -> Option<&JointRule> {
+        self.entries.get(code).and_then(|e| e.joint.as_ref())
     }
 
     /// The listed name of a matter, if it is on the list.
