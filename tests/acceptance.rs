@@ -201,3 +201,131 @@ async fn the_handling_platform_reports_progress_by_callback() {
     assert_eq!(unknown.status, 404);
     harness.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_is_refreshed_by_polling_until_the_platform_decides() {
+    // Hours pass in this test: the worker sleeps until the next scheduled item, not every second.
+    let harness = Harness::start_with(demo_federation(), |federation| {
+        federation.acceptance.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let answer = accept(&harness, &acceptance("0194f3a0-7c00-7000-8000-00000000a009"), None).await;
+    let receipt = answer.json()["receipt"].as_str().unwrap().to_owned();
+    let delivered = wait_for(&harness, &receipt, |a| a["state"] == "delivered").await;
+    assert!(delivered["next_status_poll"].is_string(), "a delivered acceptance is polled: {delivered}");
+    let case = delivered["province_case_id"].as_str().unwrap().to_owned();
+
+    // The platform moves the case on; nobody calls back — polling notices.
+    harness.set_state("guizhou", &case, "03").await; // 办理中
+    wait_for(&harness, &receipt, |a| a["state"] == "in_review").await;
+    harness.set_state("guizhou", &case, "05").await; // 办结
+    let approved = wait_for(&harness, &receipt, |a| a["state"] == "approved").await;
+    let states: Vec<&str> = approved["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "state")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 2, "one event per change, none for unchanged polls: {states:?}");
+    assert!(states[0].starts_with("in_review") && states[1].starts_with("approved"), "{states:?}");
+    assert!(approved["next_status_poll"].is_null(), "a final state is not polled: {approved}");
+
+    // Polling has stopped: hours later the platform has been asked nothing more.
+    let asked = harness.received("guizhou").await.len();
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    assert_eq!(harness.received("guizhou").await.len(), asked);
+    harness.stop().await;
+}
+
+/// 营业执照设立登记 in the 川黔 cooperation zone: accepted at a Guangdong window, approved in
+/// parallel by Guizhou's and Sichuan's market regulators (多地联办).
+fn joint_acceptance(application_id: &str) -> Value {
+    let mut application = canonical("legal_person");
+    application["application_id"] = application_id.into();
+    application["mode"] = "multi_site".into();
+    application["accepting_region"] = "440106".into();
+    application["handling_region"] = "520000".into();
+    json!({ "accepting_site": { "window_id": "GD-TH-0007", "region": "440106" }, "application": application })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_joint_acceptance_fans_out_and_an_absent_party_counts_as_consent() {
+    // Hours pass in this test: the worker sleeps until the next scheduled item, not every second.
+    let harness = Harness::start_with(demo_federation(), |federation| {
+        federation.acceptance.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let id = "0194f3a0-7c00-7000-8000-00000000a010";
+    let answer = accept(&harness, &joint_acceptance(id), Some("joint-key-1")).await;
+    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let receipt = answer.json()["receipt"].as_str().unwrap().to_owned();
+    assert_eq!(answer.json()["state"], "joint_pending");
+
+    // Both parties get it, each once, under the same application id.
+    let delivered = wait_for(&harness, &receipt, |a| {
+        a["joint"]["parts"].as_array().is_some_and(|p| p.iter().all(|p| p["state"] == "delivered"))
+    })
+    .await;
+    let parts = delivered["joint"]["parts"].as_array().unwrap().clone();
+    let parties: Vec<&str> = parts.iter().map(|p| p["party"].as_str().unwrap()).collect();
+    assert_eq!(parties, ["guizhou-market", "sichuan-market"]);
+    assert_eq!(delivered["joint"]["absence"], "consent");
+    assert_eq!(cases_for(&harness, "guizhou", id).await, 1);
+    assert_eq!(cases_for(&harness, "sichuan", id).await, 1);
+    // A part links back to its joint acceptance.
+    let part = harness.get(parts[1]["link"].as_str().unwrap()).await.json();
+    assert_eq!(part["part_of"]["receipt"], receipt.as_str());
+
+    // Guizhou approves; Sichuan never answers.
+    let guizhou_case = parts[0]["province_case_id"].as_str().unwrap();
+    harness.set_state("guizhou", guizhou_case, "05").await;
+    let waiting = wait_for(&harness, &receipt, |a| a["joint"]["parts"][0]["state"] == "approved").await;
+    assert_eq!(waiting["state"], "joint_pending", "Sichuan has not decided and the deadline has not passed");
+
+    // Past the deadline (240 hours), the absence rule decides.
+    tokio::time::sleep(Duration::from_secs(240 * 3600)).await;
+    let decided = wait_for(&harness, &receipt, |a| a["state"] != "joint_pending").await;
+    assert_eq!(decided["state"], "approved", "{decided:#}");
+    let sichuan = &decided["joint"]["parts"][1];
+    assert_eq!((sichuan["state"].as_str(), sichuan["absent"].as_bool()), (Some("absent"), Some(true)));
+    let last = decided["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "decided");
+    let detail = last["detail"].as_str().unwrap();
+    assert!(detail.contains("guizhou-market approved") && detail.contains("sichuan-market absent"), "{detail}");
+
+    // The joint record is decided by its parts, never by a report.
+    let report = harness
+        .gateway(
+            "POST",
+            &format!("/v1/acceptances/{receipt}/events"),
+            &[("content-type", "application/json")],
+            json!({"state": "rejected"}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(report.status, 409, "{}", String::from_utf8_lossy(&report.body));
+    // Resubmitting gives the joint receipt back, with no new parts.
+    let again = accept(&harness, &joint_acceptance(id), Some("joint-key-1")).await;
+    assert_eq!(again.json()["receipt"], receipt.as_str());
+    assert_eq!(cases_for(&harness, "sichuan", id).await, 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_joint_acceptance_needs_a_joint_matter_led_by_one_of_its_parties() {
+    let harness = Harness::start().await;
+    let mut not_joint = acceptance("0194f3a0-7c00-7000-8000-00000000a011");
+    not_joint["application"]["mode"] = "multi_site".into();
+    let answer = accept(&harness, &not_joint, None).await;
+    assert_eq!((answer.status, answer.json()["field"].as_str()), (422, Some("/application/mode")));
+    assert!(answer.json()["detail"].as_str().unwrap().contains("[matter.joint]"), "{}", answer.json());
+
+    let mut wrong_lead = joint_acceptance("0194f3a0-7c00-7000-8000-00000000a012");
+    wrong_lead["application"]["handling_region"] = "530102".into();
+    let answer = accept(&harness, &wrong_lead, None).await;
+    assert_eq!(answer.json()["field"], "/application/handling_region", "{}", answer.json());
+    assert!(answer.json()["detail"].as_str().unwrap().contains("520000, 510000"));
+    let listed = harness.admin("GET", "/admin/acceptances", Vec::new()).await.json();
+    assert_eq!(listed["acceptances"], json!([]), "nothing was stored");
+    harness.stop().await;
+}

@@ -31,6 +31,8 @@ pub struct Acceptances {
     pub store: Arc<dyn AcceptanceStore>,
     /// Wall time that follows tokio's clock (paused in tests).
     pub clock: Clock,
+    /// Wakes the delivery worker when there is new work (an acceptance, a requeue, a report).
+    pub wake: tokio::sync::Notify,
 }
 
 /// `POST /v1/acceptances` body.
@@ -170,6 +172,9 @@ pub async fn accept(
     };
     let accepted = blocking(&acceptances.store, move |store| store.accept(new)).await?;
     gateway.acceptance_accepted(accepted.created);
+    if accepted.created {
+        acceptances.wake.notify_one();
+    }
     let record = &accepted.acceptance;
     tracing::info!(
         request_id = %x.cx.request_id,
@@ -232,6 +237,7 @@ pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Repl
         "handling_region": record.handling_region,
         "accepted_at": clock::rfc3339(record.accepted_at),
         "updated_at": clock::rfc3339(record.updated_at),
+        "next_status_poll": record.next_poll_at.map(clock::rfc3339),
         "timeline": timeline,
     });
     if let Some(parent) = &record.parent_receipt {
@@ -307,6 +313,10 @@ pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) 
     .await;
     match recorded {
         Ok(Some(changed)) => {
+            if changed {
+                // A part's decision may complete its joint acceptance.
+                acceptances.wake.notify_one();
+            }
             tracing::info!(request_id = %x.cx.request_id, receipt, state, changed, "Platform event recorded.");
             Ok(respond::json(StatusCode::OK, &json!({ "receipt": receipt, "state": state, "changed": changed }), &x.cx))
         }

@@ -46,12 +46,33 @@ pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
         let polled = super::status::round(&gateway, &settings).await;
         let decided = super::joint::round(&gateway).await;
         if delivered + polled + decided == 0 {
+            let idle = idle_wait(&gateway, settings.poll_interval).await;
             tokio::select! {
-                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = gateway.acceptances.wake.notified() => {}
                 _ = shutdown.changed() => break,
             }
         } else if *shutdown.borrow() {
             break;
+        }
+    }
+}
+
+/// How long an idle worker sleeps: until the next scheduled item, but at most `longest` —
+/// the store may be changed by someone who cannot wake this worker (`tongban queue retry`,
+/// another instance) — and at least a few milliseconds, so a stuck item cannot spin the loop.
+async fn idle_wait(gateway: &Gateway, longest: Duration) -> Duration {
+    let now = gateway.acceptances.clock.now_ms();
+    let next = blocking(&gateway.acceptances.store, move |store| store.next_due(now)).await;
+    match next {
+        Ok(Some(at)) => {
+            let until = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+            Duration::from_millis(until).clamp(Duration::from_millis(10), longest.max(Duration::from_millis(10)))
+        }
+        Ok(None) => longest,
+        Err(err) => {
+            tracing::error!(error = %err, "The delivery worker cannot read the acceptance store.");
+            longest
         }
     }
 }

@@ -55,7 +55,9 @@ pub struct RawAcceptance {
     /// Longest retry delay in milliseconds.
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
-    /// How often the worker looks for due deliveries, in milliseconds.
+    /// The longest an idle worker sleeps, in milliseconds: it wakes at once for new work from
+    /// this gateway and at each scheduled time, but changes made by others (`tongban queue
+    /// retry`, another instance on the same store) are seen within this interval.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
     /// Deliveries claimed per round.

@@ -202,6 +202,7 @@ async fn retry_acceptance(gateway: &Gateway, receipt: String, cx: &RequestContex
     let id = receipt.clone();
     match crate::acceptance::blocking(&gateway.acceptances.store, move |store| store.requeue(&id, now)).await {
         Ok(true) => {
+            gateway.acceptances.wake.notify_one();
             tracing::info!(receipt = %receipt, "Acceptance requeued from the dead letter queue.");
             respond::json(StatusCode::OK, &json!({ "receipt": receipt, "requeued": true }), cx)
         }

@@ -74,7 +74,11 @@ impl Gateway {
             cache,
             metrics,
             health: HealthBoard::default(),
-            acceptances: Acceptances { store, clock: crate::acceptance::clock::Clock::new() },
+            acceptances: Acceptances {
+                store,
+                clock: crate::acceptance::clock::Clock::new(),
+                wake: tokio::sync::Notify::new(),
+            },
             adjust,
             reloading: Mutex::new(()),
         }

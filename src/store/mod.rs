@@ -113,6 +113,11 @@ pub trait AcceptanceStore: Send + Sync + 'static {
         interval_ms: i64,
     ) -> Result<(), StoreError>;
 
+    /// The earliest time after `now` at which something becomes due — a delivery (or an expired
+    /// lease), a status poll, a joint deadline — or a time at or before `now` when something is
+    /// due already; `None` when nothing is scheduled. The worker sleeps until then.
+    fn next_due(&self, now: SystemTimeMs) -> Result<Option<SystemTimeMs>, StoreError>;
+
     /// The parts of a joint acceptance (联办分件), in party order; empty for other records.
     fn parts(&self, receipt: &str) -> Result<Vec<Acceptance>, StoreError>;
 

@@ -791,6 +791,22 @@ impl AcceptanceStore for SqliteStore {
         })
     }
 
+    fn next_due(&self, now: SystemTimeMs) -> Result<Option<SystemTimeMs>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT MIN(t) FROM ( \
+                   SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS t FROM acceptances \
+                     WHERE state IN ('accepted', 'delivering') \
+                   UNION ALL SELECT MIN(next_poll_at) FROM acceptances WHERE next_poll_at IS NOT NULL \
+                   UNION ALL SELECT MIN(deadline_at) FROM acceptances \
+                     WHERE state = 'joint_pending' AND deadline_at > ?1)",
+                [now],
+                |row| row.get(0),
+            )
+            .map_err(db("next_due"))
+        })
+    }
+
     fn parts(&self, receipt: &str) -> Result<Vec<Acceptance>, StoreError> {
         let op = "parts";
         self.read(|conn| {
