@@ -56,6 +56,14 @@ pub enum GatewayError {
         /// The limit.
         limit: usize,
     },
+    /// A material is larger than the configured limit.
+    #[error("{detail}")]
+    MaterialTooLarge {
+        /// The material's field path or multipart part.
+        field: String,
+        /// What is too large and the fix.
+        detail: String,
+    },
     /// The body did not arrive in time.
     #[error("the request body did not arrive within {}; send it at once after the headers", humanize(*after))]
     BodyTimeout {
@@ -285,6 +293,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => {
                 spec(413, "body-too-large", "Request body too large", Downstream, false)
             }
+            GatewayError::MaterialTooLarge { .. } => {
+                spec(413, "material-too-large", "Material too large", Downstream, false)
+            }
             GatewayError::BodyTimeout { .. } => spec(408, "body-timeout", "Request body too slow", Downstream, true),
             GatewayError::BadApplicationId { .. } => {
                 spec(400, "bad-application-id", "Not an application id", Downstream, false)
@@ -377,6 +388,7 @@ impl GatewayError {
                 serde_json::json!({ "errors": errors, "field": errors.first().map(|e| &e.field) })
             }
             GatewayError::Unparseable { field: Some(field), .. } => serde_json::json!({ "field": field }),
+            GatewayError::MaterialTooLarge { field, .. } => serde_json::json!({ "field": field }),
             GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
             GatewayError::NativeUntranslatable { adapter, error } => {
                 serde_json::json!({ "field": error.path(), "adapter": adapter })

@@ -158,6 +158,7 @@ async fn bad_input_gets_a_clear_problem_and_leaves_nothing_in_the_store() {
 
     let listed = harness.admin("GET", "/admin/acceptances", Vec::new()).await.json();
     assert_eq!(listed["acceptances"], json!([]), "nothing was stored");
+    assert_eq!(stored_materials(&harness), Vec::<std::path::PathBuf>::new(), "not even the inline material");
     assert_eq!(harness.get("/v1/acceptances/TB000").await.status, 404);
     harness.stop().await;
 }
@@ -327,5 +328,134 @@ async fn a_joint_acceptance_needs_a_joint_matter_led_by_one_of_its_parties() {
     assert!(answer.json()["detail"].as_str().unwrap().contains("520000, 510000"));
     let listed = harness.admin("GET", "/admin/acceptances", Vec::new()).await.json();
     assert_eq!(listed["acceptances"], json!([]), "nothing was stored");
+    harness.stop().await;
+}
+
+/// A multipart/form-data body (RFC 7578): the acceptance document, then files by part name.
+fn multipart(document: &Value, files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "tongban-test-boundary-7f3a";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"acceptance\"\r\nContent-Type: application/json\r\n\r\n{document}\r\n"
+        )
+        .as_bytes(),
+    );
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An acceptance whose one material is the multipart part `scan-1`, declared as `declared`.
+fn with_uploaded_material(application_id: &str, declared: &[u8]) -> Value {
+    let mut body = acceptance(application_id);
+    body["application"]["materials"] = json!([{
+        "name": "营业执照申请书（扫描件）",
+        "media_type": "application/pdf",
+        "sha256": sha256_hex(declared),
+        "size": declared.len(),
+        "reference": "cid:scan-1",
+    }]);
+    body
+}
+
+/// Files in the material store (staging excluded).
+fn stored_materials(harness: &Harness) -> Vec<std::path::PathBuf> {
+    let dir = harness.store_dir.path().join("materials");
+    let mut files = Vec::new();
+    for sub in std::fs::read_dir(&dir).unwrap() {
+        let sub = sub.unwrap().path();
+        for entry in std::fs::read_dir(&sub).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files
+}
+
+async fn accept_multipart(harness: &Harness, content_type: &str, body: Vec<u8>) -> Answer {
+    harness.gateway("POST", "/v1/acceptances", &[("content-type", content_type)], body).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn materials_uploaded_as_parts_are_stored_by_digest_and_reach_the_platform_inline() {
+    let harness = Harness::start().await;
+    let scan: Vec<u8> = b"%PDF-1.7\n".iter().copied().chain((0..200_000u32).map(|i| (i % 251) as u8)).collect();
+    let digest = sha256_hex(&scan);
+    let document = with_uploaded_material("0194f3a0-7c00-7000-8000-00000000a013", &scan);
+    let (content_type, body) = multipart(&document, &[("scan-1", &scan)]);
+    let answer = accept_multipart(&harness, &content_type, body).await;
+    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let receipt = answer.json()["receipt"].as_str().unwrap().to_owned();
+
+    // Stored once, under its digest; the inline material of the same kind of request is too.
+    let stored = stored_materials(&harness);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].ends_with(format!("{}/{digest}", &digest[..2])), "{stored:?}");
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), scan);
+
+    // The platform receives the bytes inline, as its API takes them.
+    wait_for(&harness, &receipt, |a| a["state"] == "delivered").await;
+    let sent: Value = serde_json::from_slice(&harness.last_body("guizhou").await).unwrap();
+    use base64::Engine as _;
+    let content = base64::engine::general_purpose::STANDARD.decode(sent["cl"][0]["nr"].as_str().unwrap()).unwrap();
+    assert_eq!(content, scan);
+    assert_eq!(sent["cl"][0]["zy"], digest.as_str());
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_damaged_or_oversize_upload_is_refused_and_nothing_is_stored() {
+    let harness = Harness::start_with(demo_federation(), |federation| {
+        federation.acceptance.material_max_bytes = 64 * 1024;
+    })
+    .await;
+    let scan = vec![7u8; 10_000];
+    // Damaged in transit: the part is not what was declared.
+    let document = with_uploaded_material("0194f3a0-7c00-7000-8000-00000000a014", &scan);
+    let mut damaged = scan.clone();
+    damaged[5_000] ^= 1;
+    let (content_type, body) = multipart(&document, &[("scan-1", &damaged)]);
+    let answer = accept_multipart(&harness, &content_type, body).await;
+    assert_eq!(answer.status, 422, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["field"], "/application/materials/0/sha256");
+    assert!(answer.json()["detail"].as_str().unwrap().contains("send the material again"), "{}", answer.json());
+
+    // Over the configured size: refused while streaming.
+    let big = vec![1u8; 100 * 1024];
+    let document = with_uploaded_material("0194f3a0-7c00-7000-8000-00000000a015", &big);
+    let (content_type, body) = multipart(&document, &[("scan-1", &big)]);
+    let answer = accept_multipart(&harness, &content_type, body).await;
+    assert_eq!(answer.status, 413, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["type"], "urn:tongban:problem:material-too-large");
+
+    // A declared material with no part, and a part no material names.
+    let document = with_uploaded_material("0194f3a0-7c00-7000-8000-00000000a016", &scan);
+    let (content_type, body) = multipart(&document, &[("scan-2", &scan)]);
+    let answer = accept_multipart(&harness, &content_type, body).await;
+    assert_eq!((answer.status, answer.json()["field"].as_str()), (422, Some("/application/materials/0/reference")));
+    let (content_type, body) = multipart(&acceptance("0194f3a0-7c00-7000-8000-00000000a017"), &[("stray", &scan)]);
+    let answer = accept_multipart(&harness, &content_type, body).await;
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(answer.json()["detail"].as_str().unwrap().contains("stray"), "{}", answer.json());
+
+    let listed = harness.admin("GET", "/admin/acceptances", Vec::new()).await.json();
+    assert_eq!(listed["acceptances"], json!([]), "no acceptance was stored");
+    assert_eq!(stored_materials(&harness), Vec::<std::path::PathBuf>::new(), "no material was stored");
+    let staging = std::fs::read_dir(harness.store_dir.path().join("materials/tmp")).unwrap().count();
+    assert_eq!(staging, 0, "staging files are removed");
     harness.stop().await;
 }

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod joint;
+pub mod materials;
 pub mod status;
 pub mod worker;
 
@@ -31,6 +32,8 @@ pub struct Acceptances {
     pub store: Arc<dyn AcceptanceStore>,
     /// Wall time that follows tokio's clock (paused in tests).
     pub clock: Clock,
+    /// Uploaded materials, content-addressed (材料库).
+    pub materials: materials::MaterialStore,
     /// Wakes the delivery worker when there is new work (an acceptance, a requeue, a report).
     pub wake: tokio::sync::Notify,
 }
@@ -80,12 +83,150 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
+/// How long a multipart upload may take: scanned materials are large and windows' links slow.
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Reads a `multipart/form-data` acceptance: the `acceptance` part (the JSON document) and one
+/// part per material, each streamed into the material store's staging area.
+pub async fn upload(
+    gateway: &Gateway,
+    federation: &crate::config::load::Federation,
+    content_type: &str,
+    body: hyper::body::Incoming,
+) -> Result<materials::Upload, GatewayError> {
+    use http_body_util::BodyExt as _;
+    let settings = &federation.acceptance;
+    let limits = materials::MultipartLimits {
+        document_bytes: federation.server.body_limit,
+        material_bytes: settings.material_max_bytes,
+        max_parts: settings.max_materials.saturating_add(1),
+    };
+    let read =
+        materials::read_multipart(content_type, body.into_data_stream(), &limits, &gateway.acceptances.materials);
+    match tokio::time::timeout(UPLOAD_TIMEOUT, read).await {
+        Ok(result) => result.map_err(|err| material_error(err, None)),
+        Err(_) => Err(GatewayError::BodyTimeout { after: UPLOAD_TIMEOUT }),
+    }
+}
+
+/// A material problem as the caller sees it: the field (or multipart part) and the fix.
+fn material_error(err: materials::MaterialError, field: Option<String>) -> GatewayError {
+    use materials::MaterialError as E;
+    let field = field.or_else(|| err.part().map(|part| format!("multipart part '{part}'")));
+    if err.is_internal() {
+        return GatewayError::Internal(format!("the material store failed: {err}"));
+    }
+    match err {
+        E::TooLarge { .. } | E::BodyTooLarge { .. } => {
+            GatewayError::MaterialTooLarge { field: field.unwrap_or_else(|| "/".into()), detail: err.to_string() }
+        }
+        E::DigestMismatch { .. } | E::SizeMismatch { .. } | E::UnknownPart { .. } | E::BadReference { .. } => {
+            GatewayError::Invalid {
+                errors: vec![FieldError { field: field.unwrap_or_else(|| "/".into()), detail: err.to_string() }],
+            }
+        }
+        other => GatewayError::Unparseable { detail: other.to_string(), field },
+    }
+}
+
+/// Puts the application's materials in the material store — inline content and uploaded parts
+/// alike, each checked against its declared SHA-256 and size — and points the document at
+/// them (`urn:tongban:material:sha256:…`). Nothing is stored unless every material passes.
+async fn store_materials(
+    gateway: &Gateway,
+    application: &mut Value,
+    upload: Option<materials::Upload>,
+    max_bytes: u64,
+    max_materials: usize,
+) -> Result<(), GatewayError> {
+    use base64::Engine as _;
+    let count = application["materials"].as_array().map_or(0, Vec::len);
+    if count > max_materials {
+        return Err(invalid(
+            "/application/materials",
+            format!("{count} materials; at most {max_materials} go in one acceptance"),
+        ));
+    }
+    let mut upload = upload;
+    let mut staged = Vec::new();
+    for index in 0..count {
+        let material = &application["materials"][index];
+        let at = |field: &str| format!("/application/materials/{index}/{field}");
+        let declared_sha = material["sha256"].as_str().unwrap_or_default().to_owned();
+        let declared_size = material["size"].as_u64().unwrap_or_default();
+        if declared_size > max_bytes {
+            let detail = format!(
+                "the material is {declared_size} bytes; at most {max_bytes} are accepted — scan it at a lower resolution or split it"
+            );
+            return Err(GatewayError::MaterialTooLarge { field: at("size"), detail });
+        }
+        let piece = if let Some(content) = material["content_base64"].as_str() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(content)
+                .map_err(|_| invalid(&at("content_base64"), "is not valid base64 (standard alphabet, with padding)"))?;
+            let store = gateway.acceptances.materials.clone();
+            let piece = tokio::task::spawn_blocking(move || store.stage_bytes(&bytes))
+                .await
+                .map_err(|err| GatewayError::Internal(format!("the material task failed: {err}")))?;
+            piece.map_err(|err| material_error(err, Some(at("content_base64"))))?
+        } else if let Some(reference) = material["reference"].as_str().filter(|r| r.starts_with("cid:")) {
+            let Some(upload) = upload.as_mut() else {
+                return Err(invalid(
+                    &at("reference"),
+                    "a cid: reference names a part of a multipart/form-data upload; send the material as that part, or inline as content_base64",
+                ));
+            };
+            upload.take(reference).map_err(|err| material_error(err, Some(at("reference"))))?
+        } else {
+            let stored = material["reference"].as_str().and_then(materials::parse_reference);
+            if let Some(sha256) = stored {
+                if !gateway.acceptances.materials.contains(sha256) {
+                    return Err(invalid(
+                        &at("reference"),
+                        "no stored material has this digest; send the content (inline or as a multipart part)",
+                    ));
+                }
+            }
+            continue; // stored already, or held elsewhere (a URL the platform fetches)
+        };
+        piece.check(&declared_sha, declared_size).map_err(|err| {
+            let field = if matches!(err, materials::MaterialError::SizeMismatch { .. }) { "size" } else { "sha256" };
+            material_error(err, Some(at(field)))
+        })?;
+        staged.push((index, piece));
+    }
+    if let Some(upload) = upload {
+        upload.finish().map_err(|err| material_error(err, None))?;
+    }
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let stored = tokio::task::spawn_blocking(move || {
+        staged
+            .into_iter()
+            .map(|(index, piece)| piece.commit().map(|stored| (index, stored)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|err| GatewayError::Internal(format!("the material task failed: {err}")))?
+    .map_err(|err| material_error(err, None))?;
+    for (index, material) in stored {
+        let entry = &mut application["materials"][index];
+        if let Some(object) = entry.as_object_mut() {
+            object.remove("content_base64");
+            object.insert("reference".into(), Value::String(material.reference()));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /v1/acceptances`: validate, route, commit, then acknowledge with a receipt.
 pub async fn accept(
     gateway: &Gateway,
     x: &mut Exchange,
     body: &[u8],
     idempotency_key: Option<String>,
+    upload: Option<materials::Upload>,
 ) -> Result<Reply, GatewayError> {
     let federation = gateway.federation();
     let request = decode::json(body)?;
@@ -155,6 +296,8 @@ pub async fn accept(
     if let Some(from) = &route.from {
         doc["accepting_region"] = Value::String(from.code.clone());
     }
+    let settings = &federation.acceptance;
+    store_materials(gateway, &mut doc, upload, settings.material_max_bytes, settings.max_materials).await?;
     let acceptances = &gateway.acceptances;
     let accepted_at = acceptances.clock.now_ms();
     let joint = joint_rule.map(|rule| joint::fan_out(rule, &doc, accepted_at));

@@ -142,10 +142,13 @@ pub async fn deliver(gateway: &Gateway, record: &Acceptance) -> Delivery {
     let Some(adapter) = federation.adapters.get(&record.target) else {
         return Delivery::Retry(format!("no adapter '{}' is configured now", record.target));
     };
-    let document: Value = match serde_json::from_str(&record.document) {
+    let mut document: Value = match serde_json::from_str(&record.document) {
         Ok(document) => document,
         Err(err) => return Delivery::Dead(format!("the stored document is unreadable: {err}")),
     };
+    if let Err(error) = inline_materials(gateway, &mut document).await {
+        return Delivery::Retry(error);
+    }
     let cx = RequestContext::for_delivery(&record.receipt);
     match crate::proxy::pipeline::call_platform(gateway, adapter, Operation::Submit, &document, &cx, "acceptance").await
     {
@@ -179,6 +182,30 @@ pub async fn deliver(gateway: &Gateway, record: &Acceptance) -> Delivery {
         Err(error) if error.spec().retryable => Delivery::Retry(error.to_string()),
         Err(error) => Delivery::Dead(error.to_string()),
     }
+}
+
+/// Puts stored materials back inline (`content_base64`) for the platform, which cannot reach
+/// the gateway's material store.
+async fn inline_materials(gateway: &Gateway, document: &mut Value) -> Result<(), String> {
+    use base64::Engine as _;
+    let Some(list) = document.get_mut("materials").and_then(Value::as_array_mut) else { return Ok(()) };
+    for material in list {
+        let Some(sha256) = material["reference"].as_str().and_then(super::materials::parse_reference) else {
+            continue;
+        };
+        let sha256 = sha256.to_owned();
+        let store = gateway.acceptances.materials.clone();
+        let bytes = tokio::task::spawn_blocking(move || store.read(&sha256))
+            .await
+            .map_err(|err| format!("the material task failed: {err}"))?
+            .map_err(|err| format!("a material cannot be read from the material store: {err}"))?;
+        if let Some(object) = material.as_object_mut() {
+            object.remove("reference");
+            let content = base64::engine::general_purpose::STANDARD.encode(bytes);
+            object.insert("content_base64".into(), Value::String(content));
+        }
+    }
+    Ok(())
 }
 
 /// Exponential backoff with "equal jitter": between half and all of base × 2^(attempt−1), capped,

@@ -60,7 +60,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway for a compiled (and already adjusted) federation; `adjust` applies to reloads.
-    pub fn new(federation: Federation, adjust: Adjust, store: Arc<dyn AcceptanceStore>) -> Gateway {
+    pub fn new(
+        federation: Federation,
+        adjust: Adjust,
+        store: Arc<dyn AcceptanceStore>,
+        materials: crate::acceptance::materials::MaterialStore,
+    ) -> Gateway {
         let metrics = Arc::new(Metrics::new());
         let evictions = metrics.clone();
         let cache = ResponseCache::new(federation.cache_max_bytes, move |cause| {
@@ -76,6 +81,7 @@ impl Gateway {
             health: HealthBoard::default(),
             acceptances: Acceptances {
                 store,
+                materials,
                 clock: crate::acceptance::clock::Clock::new(),
                 wake: tokio::sync::Notify::new(),
             },
@@ -201,6 +207,9 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     if old.acceptance.store != new.acceptance.store {
         changed.push("acceptance.store");
     }
+    if old.acceptance.materials != new.acceptance.materials {
+        changed.push("acceptance.materials");
+    }
     changed
 }
 
@@ -260,7 +269,14 @@ pub async fn start_with(
         Ok(Err(err)) => return Err(std::io::Error::other(err.to_string())),
         Err(err) => return Err(std::io::Error::other(err.to_string())),
     };
-    let gateway = Arc::new(Gateway::new(federation, adjust, store));
+    let dir = federation.acceptance.materials.clone();
+    let materials =
+        match tokio::task::spawn_blocking(move || crate::acceptance::materials::MaterialStore::open(&dir)).await {
+            Ok(Ok(materials)) => materials,
+            Ok(Err(err)) => return Err(std::io::Error::other(err.to_string())),
+            Err(err) => return Err(std::io::Error::other(err.to_string())),
+        };
+    let gateway = Arc::new(Gateway::new(federation, adjust, store, materials));
     let (shutdown, watcher) = signal::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;

@@ -172,8 +172,18 @@ async fn dispatch(
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
         (["v1", "acceptances"], &Method::POST) => {
             let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
-            crate::acceptance::accept(gateway, x, &bytes, key).await
+            let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let multipart = content_type.filter(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+            if let Some(content_type) = multipart.map(str::to_owned) {
+                // Materials as parts: streamed to the material store, never held in memory.
+                let upload =
+                    crate::acceptance::upload(gateway, &federation, &content_type, request.into_body()).await?;
+                let document = upload.document.clone();
+                crate::acceptance::accept(gateway, x, &document, key, Some(upload)).await
+            } else {
+                let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+                crate::acceptance::accept(gateway, x, &bytes, key, None).await
+            }
         }
         (["v1", "acceptances"], _) => Err(not_allowed("POST")),
         (["v1", "acceptances", receipt], &Method::GET) => crate::acceptance::show(gateway, x, receipt).await,

@@ -94,6 +94,7 @@ impl Harness {
         let adjust_all: tongban::proxy::Adjust = Box::new(move |federation| {
             let mut federation = federation.with_origins(&origins);
             federation.acceptance.store = store.clone();
+            federation.acceptance.materials = store.with_file_name("materials");
             federation.observe.watch = false;
             federation.observe.probe_interval = None;
             adjust(&mut federation);
