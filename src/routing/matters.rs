@@ -238,9 +238,10 @@ fn compile_joint(
         );
     }
     let mut parties = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (index, raw) in joint.parties.iter().enumerate() {
         let at = at.key("parties").index(index);
-        if parties.iter().any(|p: &Party| p.name == raw.name) {
+        if !names.insert(raw.name.as_str()) {
             doc.report(
                 diagnostics,
                 &at.key("name"),
