@@ -399,11 +399,10 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
     let id = insert(tx, new, &row)?;
     let detail = match &new.joint {
         Some(joint) => format!(
-            "window {} ({}) for joint handling by {} (deadline {}, absence counts as {})",
+            "window {} ({}) for joint handling by {}; an absent party counts as {}",
             new.window_id,
             new.accepting_region,
             joint.parts.iter().map(|p| format!("{} ({})", p.party, p.handling_region)).collect::<Vec<_>>().join(", "),
-            joint.deadline_at,
             joint.absence,
         ),
         None => format!(
