@@ -77,11 +77,26 @@ async fn idle_wait(gateway: &Gateway, longest: Duration) -> Duration {
     }
 }
 
+/// How long a claimed delivery is held: one attempt at the slowest platform — a submission and,
+/// for a duplicate, the status lookup, each within its connect and request timeouts — plus a
+/// margin. A claim held by a crashed worker is taken again after this, so it is kept short; an
+/// attempt that outlives it may run twice, which the platform's idempotency key absorbs.
+fn delivery_lease(federation: &crate::config::load::Federation) -> u64 {
+    let slowest = federation
+        .adapters
+        .values()
+        .map(|adapter| adapter.connect_timeout.saturating_add(adapter.request_timeout))
+        .max()
+        .unwrap_or(Duration::from_secs(30));
+    let lease = slowest.saturating_mul(2).saturating_add(Duration::from_secs(10));
+    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// One round: claims due records and delivers them concurrently; returns how many were claimed.
 pub async fn round(gateway: &Gateway, settings: &AcceptanceSettings) -> usize {
     let acceptances = &gateway.acceptances;
     let now = acceptances.clock.now_ms();
-    let lease = u64::try_from(settings.backoff_max.as_millis()).unwrap_or(u64::MAX).max(60_000);
+    let lease = delivery_lease(&gateway.federation());
     let batch = settings.batch;
     let claimed = match blocking(&acceptances.store, move |store| store.claim_due(now, batch, lease)).await {
         Ok(claimed) => claimed,
