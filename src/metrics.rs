@@ -69,6 +69,10 @@ pub struct Metrics {
     pub acceptances: IntCounterVec,
     /// Delivery attempts by outcome.
     pub acceptance_deliveries: IntCounterVec,
+    /// Status polls by outcome.
+    pub acceptance_polls: IntCounterVec,
+    /// Joint acceptances decided, by decision and whether a party was absent.
+    pub acceptance_joint_decisions: IntCounterVec,
     /// Acceptances not yet delivered.
     pub acceptance_queue_depth: IntGauge,
     /// Age of the oldest undelivered acceptance.
@@ -151,6 +155,16 @@ impl Metrics {
                 "Delivery attempts of proxy acceptances by target and outcome (delivered, retry, dead_letter).",
                 &[TARGET, RESULT],
             ),
+            acceptance_polls: counter(
+                "tongban_acceptance_status_polls_total",
+                "Status polls of delivered acceptances by target and outcome (changed, unchanged, failed).",
+                &[TARGET, RESULT],
+            ),
+            acceptance_joint_decisions: counter(
+                "tongban_acceptance_joint_decisions_total",
+                "Multi-site joint acceptances decided, by result (approved, rejected) and absent (true when the absence rule decided for a party).",
+                &[RESULT, "absent"],
+            ),
             acceptance_queue_depth: gauge(
                 "tongban_acceptance_queue_depth",
                 "Acceptances accepted but not yet delivered.",
@@ -182,6 +196,8 @@ impl Metrics {
             Box::new(metrics.limiter_keys.clone()),
             Box::new(metrics.acceptances.clone()),
             Box::new(metrics.acceptance_deliveries.clone()),
+            Box::new(metrics.acceptance_polls.clone()),
+            Box::new(metrics.acceptance_joint_decisions.clone()),
             Box::new(metrics.acceptance_queue_depth.clone()),
             Box::new(metrics.acceptance_oldest_age_seconds.clone()),
             Box::new(metrics.acceptance_dead.clone()),

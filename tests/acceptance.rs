@@ -231,6 +231,11 @@ async fn status_is_refreshed_by_polling_until_the_platform_decides() {
     assert_eq!(states.len(), 2, "one event per change, none for unchanged polls: {states:?}");
     assert!(states[0].starts_with("in_review") && states[1].starts_with("approved"), "{states:?}");
     assert!(approved["next_status_poll"].is_null(), "a final state is not polled: {approved}");
+    let metrics = String::from_utf8(harness.admin("GET", "/metrics", Vec::new()).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains(r#"tongban_acceptance_status_polls_total{result="changed",target="guizhou"} 2"#),
+        "{metrics}"
+    );
 
     // Polling has stopped: hours later the platform has been asked nothing more.
     let asked = harness.received("guizhou").await.len();
@@ -294,6 +299,11 @@ async fn a_joint_acceptance_fans_out_and_an_absent_party_counts_as_consent() {
     assert_eq!(last["event"], "decided");
     let detail = last["detail"].as_str().unwrap();
     assert!(detail.contains("guizhou-market approved") && detail.contains("sichuan-market absent"), "{detail}");
+    let metrics = String::from_utf8(harness.admin("GET", "/metrics", Vec::new()).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains(r#"tongban_acceptance_joint_decisions_total{absent="true",result="approved"} 1"#),
+        "{metrics}"
+    );
 
     // The joint record is decided by its parts, never by a report.
     let report = harness

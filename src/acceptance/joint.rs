@@ -78,23 +78,32 @@ pub async fn round(gateway: &Gateway) -> usize {
     let acceptances = &gateway.acceptances;
     let now = acceptances.clock.now_ms();
     let result = blocking(&acceptances.store, move |store| {
-        let mut decided = 0;
+        let mut decided = Vec::new();
         for joint in store.open_joints(JOINT_BATCH)? {
             let parts = store.parts(&joint.receipt)?;
             if let Some(decision) = decide(&joint, &parts, now) {
                 if store.decide_joint(&joint.receipt, &decision, now)? {
                     tracing::info!(receipt = %joint.receipt, decision = %decision.detail, "Joint acceptance decided.");
-                    decided += 1;
+                    decided.push((decision.state, !decision.absent.is_empty()));
                 }
             }
         }
         Ok(decided)
     })
     .await;
-    result.unwrap_or_else(|err| {
-        tracing::error!(error = %err, "Joint acceptances could not be decided this round.");
-        0
-    })
+    match result {
+        Ok(decided) => {
+            for (state, absent) in &decided {
+                let absent = if *absent { "true" } else { "false" };
+                gateway.metrics.acceptance_joint_decisions.with_label_values(&[state.as_str(), absent]).inc();
+            }
+            decided.len()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "Joint acceptances could not be decided this round.");
+            0
+        }
+    }
 }
 
 #[cfg(test)]

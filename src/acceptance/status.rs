@@ -70,6 +70,12 @@ async fn poll_and_record(gateway: &Gateway, settings: &AcceptanceSettings, first
         Ok((changed, observed))
     })
     .await;
+    let outcome = match &result {
+        Ok((true, _)) => "changed",
+        Ok((false, Ok(_))) => "unchanged",
+        _ => "failed",
+    };
+    gateway.metrics.acceptance_polls.with_label_values(&[record.target.as_str(), outcome]).inc();
     match result {
         Ok((changed, Ok(state))) => tracing::debug!(
             receipt = %record.receipt,
