@@ -237,24 +237,22 @@ fn find_by(conn: &Connection, column: &str, value: &str) -> rusqlite::Result<Opt
     // `column` is always one of our literals, never input. Parts share their joint record's
     // application id, so a lookup by application id finds the record the caller was given.
     let parts = if column == "application_id" { " AND kind != 'part'" } else { "" };
-    conn.query_row(&format!("SELECT {COLUMNS} FROM acceptances WHERE {column} = ?1{parts}"), [value], from_row)
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM acceptances WHERE {column} = ?1{parts}"))?
+        .query_row([value], from_row)
         .optional()
 }
 
 /// The row id, state and case number of a receipt, for transitions.
 fn current(tx: &Connection, receipt: &str) -> rusqlite::Result<Option<(i64, String, Option<String>)>> {
-    tx.query_row("SELECT id, state, province_case_id FROM acceptances WHERE receipt = ?1", [receipt], |row| {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-    })
-    .optional()
+    tx.prepare_cached("SELECT id, state, province_case_id FROM acceptances WHERE receipt = ?1")?
+        .query_row([receipt], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()
 }
 
 fn add_event(tx: &Connection, id: i64, at: SystemTimeMs, kind: &str, detail: Option<&str>) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO events (acceptance_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![id, at, kind, detail],
-    )
-    .map(|_| ())
+    tx.prepare_cached("INSERT INTO events (acceptance_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![id, at, kind, detail])
+        .map(|_| ())
 }
 
 /// `TB` + yyyyMMdd (Beijing date of `accepted_at`) + a 10-digit sequence.
@@ -294,8 +292,9 @@ fn to_i64(n: usize) -> i64 {
 impl SqliteStore {
     /// Waits for (or leads) the group commit of an acceptance already queued in `slot`.
     fn accept_queued(&self, slot: &Slot) -> Result<Accepted, StoreError> {
-        // Each pass commits up to MAX_GROUP queued acceptances, ours among them once it is in
-        // the first MAX_GROUP; the queue is finite, so this ends.
+        // Whoever holds the connection commits every queued acceptance (up to MAX_GROUP), so
+        // while one group's fsync runs, the next group gathers behind the lock. Ours is in some
+        // group: either a previous holder committed it, or we lead the next one.
         loop {
             let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
             if let Some(outcome) = slot.lock().map_err(|_| StoreError::Poisoned)?.take() {
@@ -319,38 +318,30 @@ impl SqliteStore {
     }
 }
 
-/// Commits a group of acceptances in one transaction, each under its own savepoint so one
-/// refusal (a conflict) does not undo the others; a failed commit fails them all (none was
-/// acknowledged).
+/// Commits a group of acceptances in one transaction. One refusal (a conflict) does not undo
+/// the others, since a refused acceptance writes nothing; a database error or a failed commit
+/// fails them all (none was acknowledged).
 fn commit_group<'a>(
     conn: &mut Connection,
     group: impl ExactSizeIterator<Item = &'a NewAcceptance>,
 ) -> Vec<Result<Accepted, StoreError>> {
-    let op = "accept";
     let count = group.len();
     let fail_all = |err: rusqlite::Error| {
         let text = err.to_string();
         (0..count).map(|_| Err(StoreError::GroupCommit { detail: text.clone() })).collect()
     };
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => return fail_all(err),
     };
     let mut outcomes = Vec::with_capacity(count);
     for new in group {
-        let outcome = match tx.savepoint() {
-            Ok(mut savepoint) => {
-                let outcome = accept_one(&savepoint, new);
-                let kept =
-                    if outcome.as_ref().is_ok_and(|a| a.created) { savepoint.commit() } else { savepoint.rollback() };
-                match kept {
-                    Ok(()) => outcome,
-                    Err(err) => Err(StoreError::Database { op, source: err }),
-                }
-            }
-            Err(err) => Err(StoreError::Database { op, source: err }),
-        };
-        outcomes.push(outcome);
+        // An acceptance is refused (a conflict, an unusable time) before it writes anything, so
+        // the group needs no savepoints; a database error fails the whole group.
+        match accept_one(&tx, new) {
+            Err(StoreError::Database { source, .. }) => return fail_all(source),
+            outcome => outcomes.push(outcome),
+        }
     }
     match tx.commit() {
         Ok(()) => outcomes,
@@ -377,6 +368,7 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
         return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
     }
     let at = new.accepted_at;
+    receipt_number(at, 0)?; // an unusable time is refused before anything is written
     let (kind, state) =
         if new.joint.is_some() { (KIND_JOINT, STATE_JOINT_PENDING) } else { (KIND_SINGLE, STATE_ACCEPTED) };
     let receipt = next_receipt(tx, at)?;
@@ -439,7 +431,8 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
 /// accept reuses nothing that was ever handed out, and a committed one is never reused.
 fn next_receipt(tx: &Connection, at: SystemTimeMs) -> Result<String, StoreError> {
     let seq: i64 = tx
-        .query_row("UPDATE counters SET value = value + 1 WHERE name = 'receipt' RETURNING value", [], |row| row.get(0))
+        .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'receipt' RETURNING value")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
         .map_err(db("accept"))?;
     receipt_number(at, seq)
 }
@@ -514,30 +507,7 @@ impl AcceptanceStore for SqliteStore {
         }
         let slot: Slot = std::sync::Arc::new(Mutex::new(None));
         self.pending.lock().map_err(|_| StoreError::Poisoned)?.push(PendingAccept { new, slot: slot.clone() });
-        // Whoever holds the connection commits every queued acceptance, so while one group's
-        // fsync runs, the next group gathers behind the lock.
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        if let Some(outcome) = slot.lock().map_err(|_| StoreError::Poisoned)?.take() {
-            return outcome; // a previous holder committed it
-        }
-        let group: Vec<PendingAccept> = {
-            let mut pending = self.pending.lock().map_err(|_| StoreError::Poisoned)?;
-            let take = pending.len().min(MAX_GROUP);
-            pending.drain(..take).collect()
-        };
-        let outcomes = commit_group(&mut conn, group.iter().map(|p| &p.new));
-        for (pending, outcome) in group.into_iter().zip(outcomes) {
-            if let Ok(mut guard) = pending.slot.lock() {
-                *guard = Some(outcome);
-            }
-        }
-        drop(conn);
-        let outcome = slot.lock().map_err(|_| StoreError::Poisoned)?.take();
-        match outcome {
-            Some(outcome) => outcome,
-            // Our acceptance was beyond MAX_GROUP: it is still queued; take the next group.
-            None => self.accept_queued(&slot),
-        }
+        self.accept_queued(&slot)
     }
 
     fn get(&self, receipt: &str) -> Result<Option<Acceptance>, StoreError> {
