@@ -149,6 +149,7 @@ async fn store_materials(
     }
     let mut upload = upload;
     let mut staged = Vec::new();
+    let mut known = Vec::new();
     for index in 0..count {
         let material = &application["materials"][index];
         let at = |field: &str| format!("/application/materials/{index}/{field}");
@@ -164,6 +165,11 @@ async fn store_materials(
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(content)
                 .map_err(|_| invalid(&at("content_base64"), "is not valid base64 (standard alphabet, with padding)"))?;
+            // Validation checked the digest; content already stored is not written again.
+            if gateway.acceptances.materials.contains(&declared_sha) {
+                known.push(index);
+                continue;
+            }
             let store = gateway.acceptances.materials.clone();
             let piece = tokio::task::spawn_blocking(move || store.stage_bytes(&bytes))
                 .await
@@ -197,6 +203,14 @@ async fn store_materials(
     }
     if let Some(upload) = upload {
         upload.finish().map_err(|err| material_error(err, None))?;
+    }
+    for index in known {
+        let entry = &mut application["materials"][index];
+        let sha256 = entry["sha256"].as_str().unwrap_or_default().to_owned();
+        if let Some(object) = entry.as_object_mut() {
+            object.remove("content_base64");
+            object.insert("reference".into(), Value::String(materials::reference(&sha256)));
+        }
     }
     if staged.is_empty() {
         return Ok(());
