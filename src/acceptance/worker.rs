@@ -24,7 +24,7 @@ use crate::config::load::AcceptanceSettings;
 use crate::problem::GatewayError;
 use crate::proxy::Gateway;
 use crate::proxy::context::RequestContext;
-use crate::store::Acceptance;
+use crate::store::{Acceptance, Outcome as Recorded, OutcomeKind};
 
 /// Where a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,49 +106,77 @@ pub async fn round(gateway: &Gateway, settings: &AcceptanceSettings) -> usize {
         }
     };
     let count = claimed.len();
-    let deliveries = claimed.into_iter().map(|record| deliver_and_record(gateway, settings, record));
-    futures_util::future::join_all(deliveries).await;
+    let attempts = claimed.iter().map(|record| async move { (record, deliver(gateway, record).await) });
+    let delivered = futures_util::future::join_all(attempts).await;
+    // The round's outcomes are recorded together: one transaction, one fsync, so delivery keeps
+    // up while group commits of new acceptances compete for the same store.
+    let mut outcomes = Vec::with_capacity(count);
+    let mut labels = Vec::with_capacity(count);
+    for (record, delivery) in delivered {
+        let (outcome, label) = outcome_of(gateway, settings, record, delivery);
+        outcomes.push(outcome);
+        labels.push(label);
+    }
+    let recorded = match blocking(&acceptances.store, {
+        let outcomes = outcomes.clone();
+        move |store| Ok(store.record_outcomes(&outcomes))
+    })
+    .await
+    {
+        Ok(results) => results,
+        Err(err) => {
+            outcomes.iter().map(|_| Err(crate::store::StoreError::GroupCommit { detail: err.to_string() })).collect()
+        }
+    };
+    for ((record, label), result) in claimed.iter().zip(labels).zip(recorded) {
+        match result {
+            Ok(()) => tracing::info!(
+                receipt = %record.receipt,
+                platform = %record.target,
+                outcome = label,
+                attempts = record.attempts + 1,
+                "Delivery attempt recorded."
+            ),
+            Err(err) => tracing::error!(
+                receipt = %record.receipt,
+                error = %err,
+                "A delivery outcome could not be recorded; the lease will expire and the delivery repeats (idempotent at the platform)."
+            ),
+        }
+    }
     count
 }
 
-async fn deliver_and_record(gateway: &Gateway, settings: &AcceptanceSettings, record: Acceptance) {
-    let outcome = deliver(gateway, &record).await;
-    let acceptances = &gateway.acceptances;
-    let now = acceptances.clock.now_ms();
-    let receipt = record.receipt.clone();
+/// What to record for one attempt: the last allowed retry becomes a dead letter; counted in the
+/// delivery metrics.
+fn outcome_of(
+    gateway: &Gateway,
+    settings: &AcceptanceSettings,
+    record: &Acceptance,
+    delivery: Delivery,
+) -> (Recorded, &'static str) {
+    let now = gateway.acceptances.clock.now_ms();
     let attempts = record.attempts + 1;
-    let outcome = match outcome {
+    let delivery = match delivery {
         Delivery::Retry(error) if attempts >= settings.max_attempts => {
             Delivery::Dead(format!("{error} (gave up after {attempts} attempts)"))
         }
         other => other,
     };
-    let label = match &outcome {
-        Delivery::Delivered(_) => "delivered",
-        Delivery::Retry(_) => "retry",
-        Delivery::Dead(_) => "dead_letter",
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let (kind, label) = match delivery {
+        Delivery::Delivered(province_case_id) => {
+            let first_poll_at = settings.status_poll.map(|first| now.saturating_add(millis(first)));
+            (OutcomeKind::Delivered { province_case_id, first_poll_at }, "delivered")
+        }
+        Delivery::Retry(error) => {
+            let next_attempt_at = now.saturating_add(millis(backoff(settings, attempts)));
+            (OutcomeKind::Retry { error, next_attempt_at }, "retry")
+        }
+        Delivery::Dead(error) => (OutcomeKind::Dead { error }, "dead_letter"),
     };
     gateway.metrics.acceptance_deliveries.with_label_values(&[record.target.as_str(), label]).inc();
-    let delay = backoff(settings, attempts);
-    let first_poll_at =
-        settings.status_poll.map(|first| now.saturating_add(i64::try_from(first.as_millis()).unwrap_or(i64::MAX)));
-    let result = blocking(&acceptances.store, move |store| match outcome {
-        Delivery::Delivered(case_id) => store.delivered(&receipt, &case_id, now, first_poll_at),
-        Delivery::Retry(error) => {
-            let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-            store.retry_later(&receipt, &error, next, now)
-        }
-        Delivery::Dead(error) => store.dead_letter(&receipt, &error, now),
-    })
-    .await;
-    match result {
-        Ok(()) => {
-            tracing::info!(receipt = %record.receipt, platform = %record.target, outcome = label, attempts, "Delivery attempt recorded.")
-        }
-        Err(err) => {
-            tracing::error!(receipt = %record.receipt, error = %err, "A delivery outcome could not be recorded; the lease will expire and the delivery repeats (idempotent at the platform).")
-        }
-    }
+    (Recorded { receipt: record.receipt.clone(), at: now, kind }, label)
 }
 
 /// One delivery attempt.

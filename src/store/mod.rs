@@ -84,6 +84,23 @@ pub trait AcceptanceStore: Send + Sync + 'static {
     /// state=dead_letter, lease released, event `dead_letter`.
     fn dead_letter(&self, receipt: &str, error: &str, at: SystemTimeMs) -> Result<(), StoreError>;
 
+    /// Records a worker round's delivery outcomes together (one transaction, so one fsync for
+    /// the round); one result per outcome, in order. The default records them one at a time.
+    fn record_outcomes(&self, outcomes: &[Outcome]) -> Vec<Result<(), StoreError>> {
+        outcomes
+            .iter()
+            .map(|outcome| match &outcome.kind {
+                OutcomeKind::Delivered { province_case_id, first_poll_at } => {
+                    self.delivered(&outcome.receipt, province_case_id, outcome.at, *first_poll_at)
+                }
+                OutcomeKind::Retry { error, next_attempt_at } => {
+                    self.retry_later(&outcome.receipt, error, *next_attempt_at, outcome.at)
+                }
+                OutcomeKind::Dead { error } => self.dead_letter(&outcome.receipt, error, outcome.at),
+            })
+            .collect()
+    }
+
     /// Moves a dead-lettered record back to accepted (重新入队), attempts reset and due at `at`,
     /// with an event `requeued`. `false` when the receipt is unknown or not dead-lettered.
     fn requeue(&self, receipt: &str, at: SystemTimeMs) -> Result<bool, StoreError>;
@@ -187,6 +204,42 @@ pub struct NewPart {
     pub handling_region: String,
     /// The application as this party receives it.
     pub document: String,
+}
+
+/// The outcome of one delivery attempt, to record (推送结果).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The receipt delivered.
+    pub receipt: String,
+    /// When the attempt ended.
+    pub at: SystemTimeMs,
+    /// What happened.
+    pub kind: OutcomeKind,
+}
+
+/// What a delivery attempt ended in; see [`AcceptanceStore::delivered`],
+/// [`AcceptanceStore::retry_later`] and [`AcceptanceStore::dead_letter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// Confirmed with the platform's case number.
+    Delivered {
+        /// The case number (省级办件编号).
+        province_case_id: String,
+        /// The first status poll.
+        first_poll_at: Option<SystemTimeMs>,
+    },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        /// Why it failed.
+        error: String,
+        /// When it is due again.
+        next_attempt_at: SystemTimeMs,
+    },
+    /// Given up.
+    Dead {
+        /// Why.
+        error: String,
+    },
 }
 
 /// What a record is (记录类型).

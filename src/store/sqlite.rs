@@ -484,6 +484,88 @@ fn insert(tx: &Connection, new: &NewAcceptance, row: &Row2<'_>) -> Result<i64, S
     Ok(tx.last_insert_rowid())
 }
 
+/// Delivery succeeded: see [`AcceptanceStore::delivered`].
+fn mark_delivered(
+    tx: &Connection,
+    receipt: &str,
+    province_case_id: &str,
+    at: SystemTimeMs,
+    first_poll_at: Option<SystemTimeMs>,
+) -> Result<(), StoreError> {
+    let op = "delivered";
+    let (id, state, case) =
+        current(tx, receipt).map_err(db(op))?.ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
+    if case.as_deref() == Some(province_case_id) {
+        return Ok(()); // a repeated confirmation: already recorded
+    }
+    // From dead_letter too: a late confirmation means the province did take it.
+    if ![STATE_ACCEPTED, STATE_DELIVERING, STATE_DEAD_LETTER].contains(&state.as_str()) {
+        return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "mark delivered", state });
+    }
+    tx.prepare_cached(
+        "UPDATE acceptances SET state = 'delivered', province_case_id = ?2, lease_until = NULL, \
+         updated_at = ?3, next_poll_at = ?4, poll_interval_ms = NULL WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, province_case_id, at, first_poll_at]))
+    .map_err(db(op))?;
+    add_event(tx, id, at, "delivered", Some(province_case_id)).map_err(db(op))
+}
+
+/// A failed attempt to retry later: see [`AcceptanceStore::retry_later`].
+fn mark_retry(
+    tx: &Connection,
+    receipt: &str,
+    error: &str,
+    next_attempt_at: SystemTimeMs,
+    at: SystemTimeMs,
+) -> Result<(), StoreError> {
+    let op = "retry_later";
+    let error = truncate(error, MAX_ERROR_BYTES);
+    let (id, state, _) =
+        current(tx, receipt).map_err(db(op))?.ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
+    if state != STATE_DELIVERING && state != STATE_ACCEPTED {
+        return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "retry", state });
+    }
+    tx.prepare_cached(
+        "UPDATE acceptances SET state = 'accepted', attempts = attempts + 1, last_error = ?2, \
+         next_attempt_at = ?3, lease_until = NULL, updated_at = ?4 WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, error, next_attempt_at, at]))
+    .map_err(db(op))?;
+    add_event(tx, id, at, "attempt_failed", Some(error)).map_err(db(op))
+}
+
+/// Delivery gave up: see [`AcceptanceStore::dead_letter`].
+fn mark_dead(tx: &Connection, receipt: &str, error: &str, at: SystemTimeMs) -> Result<(), StoreError> {
+    let op = "dead_letter";
+    let error = truncate(error, MAX_ERROR_BYTES);
+    let (id, state, _) =
+        current(tx, receipt).map_err(db(op))?.ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
+    if state != STATE_DELIVERING && state != STATE_ACCEPTED {
+        return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "dead-letter", state });
+    }
+    tx.prepare_cached(
+        "UPDATE acceptances SET state = 'dead_letter', attempts = attempts + 1, last_error = ?2, \
+         lease_until = NULL, updated_at = ?3 WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, error, at]))
+    .map_err(db(op))?;
+    add_event(tx, id, at, "dead_letter", Some(error)).map_err(db(op))
+}
+
+fn apply_outcome(tx: &Connection, outcome: &Outcome) -> Result<(), StoreError> {
+    match &outcome.kind {
+        OutcomeKind::Delivered { province_case_id, first_poll_at } => {
+            require("province_case_id", province_case_id)?;
+            mark_delivered(tx, &outcome.receipt, province_case_id, outcome.at, *first_poll_at)
+        }
+        OutcomeKind::Retry { error, next_attempt_at } => {
+            mark_retry(tx, &outcome.receipt, error, *next_attempt_at, outcome.at)
+        }
+        OutcomeKind::Dead { error } => mark_dead(tx, &outcome.receipt, error, outcome.at),
+    }
+}
+
 /// States that belong to delivery, which [`AcceptanceStore::record_state`] must not set.
 const DELIVERY_STATES: [&str; 4] = [STATE_ACCEPTED, STATE_DELIVERING, STATE_DELIVERED, STATE_DEAD_LETTER];
 
@@ -563,26 +645,7 @@ impl AcceptanceStore for SqliteStore {
         first_poll_at: Option<SystemTimeMs>,
     ) -> Result<(), StoreError> {
         require("province_case_id", province_case_id)?;
-        let op = "delivered";
-        self.write(op, |tx| {
-            let (id, state, case) = current(tx, receipt)
-                .map_err(db(op))?
-                .ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
-            if case.as_deref() == Some(province_case_id) {
-                return Ok(()); // a repeated confirmation: already recorded
-            }
-            // From dead_letter too: a late confirmation means the province did take it.
-            if ![STATE_ACCEPTED, STATE_DELIVERING, STATE_DEAD_LETTER].contains(&state.as_str()) {
-                return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "mark delivered", state });
-            }
-            tx.execute(
-                "UPDATE acceptances SET state = 'delivered', province_case_id = ?2, lease_until = NULL, \
-                 updated_at = ?3, next_poll_at = ?4, poll_interval_ms = NULL WHERE id = ?1",
-                params![id, province_case_id, at, first_poll_at],
-            )
-            .map_err(db(op))?;
-            add_event(tx, id, at, "delivered", Some(province_case_id)).map_err(db(op))
-        })
+        self.write("delivered", |tx| mark_delivered(tx, receipt, province_case_id, at, first_poll_at))
     }
 
     fn retry_later(
@@ -592,43 +655,33 @@ impl AcceptanceStore for SqliteStore {
         next_attempt_at: SystemTimeMs,
         at: SystemTimeMs,
     ) -> Result<(), StoreError> {
-        let op = "retry_later";
-        let error = truncate(error, MAX_ERROR_BYTES);
-        self.write(op, |tx| {
-            let (id, state, _) = current(tx, receipt)
-                .map_err(db(op))?
-                .ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
-            if state != STATE_DELIVERING && state != STATE_ACCEPTED {
-                return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "retry", state });
-            }
-            tx.execute(
-                "UPDATE acceptances SET state = 'accepted', attempts = attempts + 1, last_error = ?2, \
-                 next_attempt_at = ?3, lease_until = NULL, updated_at = ?4 WHERE id = ?1",
-                params![id, error, next_attempt_at, at],
-            )
-            .map_err(db(op))?;
-            add_event(tx, id, at, "attempt_failed", Some(error)).map_err(db(op))
-        })
+        self.write("retry_later", |tx| mark_retry(tx, receipt, error, next_attempt_at, at))
     }
 
     fn dead_letter(&self, receipt: &str, error: &str, at: SystemTimeMs) -> Result<(), StoreError> {
-        let op = "dead_letter";
-        let error = truncate(error, MAX_ERROR_BYTES);
-        self.write(op, |tx| {
-            let (id, state, _) = current(tx, receipt)
-                .map_err(db(op))?
-                .ok_or_else(|| StoreError::NotFound { receipt: receipt.into() })?;
-            if state != STATE_DELIVERING && state != STATE_ACCEPTED {
-                return Err(StoreError::InvalidTransition { receipt: receipt.into(), action: "dead-letter", state });
+        self.write("dead_letter", |tx| mark_dead(tx, receipt, error, at))
+    }
+
+    fn record_outcomes(&self, outcomes: &[Outcome]) -> Vec<Result<(), StoreError>> {
+        let written = self.write("record_outcomes", |tx| {
+            let mut results = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                let result = apply_outcome(tx, outcome);
+                // A refusal (a record moved on meanwhile) writes nothing; a database error undoes all.
+                if let Err(StoreError::Database { op, source }) = result {
+                    return Err(StoreError::Database { op, source });
+                }
+                results.push(result);
             }
-            tx.execute(
-                "UPDATE acceptances SET state = 'dead_letter', attempts = attempts + 1, last_error = ?2, \
-                 lease_until = NULL, updated_at = ?3 WHERE id = ?1",
-                params![id, error, at],
-            )
-            .map_err(db(op))?;
-            add_event(tx, id, at, "dead_letter", Some(error)).map_err(db(op))
-        })
+            Ok(results)
+        });
+        match written {
+            Ok(results) => results,
+            Err(err) => {
+                let text = err.to_string();
+                outcomes.iter().map(|_| Err(StoreError::GroupCommit { detail: text.clone() })).collect()
+            }
+        }
     }
 
     fn requeue(&self, receipt: &str, at: SystemTimeMs) -> Result<bool, StoreError> {
@@ -1401,5 +1454,28 @@ mod tests {
         assert_eq!(store.get(&r).unwrap().unwrap().next_poll_at, None, "final: no more polls");
         store.schedule_poll(&r, Some(T0 + 300_000), 60_000).unwrap();
         assert_eq!(store.get(&r).unwrap().unwrap().next_poll_at, None, "a final state is never scheduled");
+    }
+
+    #[test]
+    fn a_rounds_outcomes_are_recorded_together_and_a_refusal_spares_the_rest() {
+        let store = SqliteStore::in_memory().unwrap();
+        let a = store.accept(new("o-1", None, T0)).unwrap().receipt;
+        let b = store.accept(new("o-2", None, T0)).unwrap().receipt;
+        let c = store.accept(new("o-3", None, T0)).unwrap().receipt;
+        store.claim_due(T0, 10, 60_000).unwrap();
+        store.delivered(&c, "ZJ-3", T0, None).unwrap(); // moved on: a retry for it is refused
+        let outcome = |receipt: &str, kind| Outcome { receipt: receipt.into(), at: T0 + 5, kind };
+        let results = store.record_outcomes(&[
+            outcome(&a, OutcomeKind::Delivered { province_case_id: "ZJ-1".into(), first_poll_at: Some(T0 + 60_000) }),
+            outcome(&b, OutcomeKind::Retry { error: "timeout".into(), next_attempt_at: T0 + 1_000 }),
+            outcome(&c, OutcomeKind::Retry { error: "late".into(), next_attempt_at: T0 + 1_000 }),
+        ]);
+        assert!(results[0].is_ok() && results[1].is_ok());
+        assert!(matches!(results[2], Err(StoreError::InvalidTransition { .. })));
+        let a = store.get(&a).unwrap().unwrap();
+        assert_eq!((a.state.as_str(), a.next_poll_at), (STATE_DELIVERED, Some(T0 + 60_000)));
+        let b = store.get(&b).unwrap().unwrap();
+        assert_eq!((b.state.as_str(), b.attempts, b.next_attempt_at), (STATE_ACCEPTED, 1, T0 + 1_000));
+        assert_eq!(kinds(&store, &c), ["accepted", "delivered"], "nothing written for the refused one");
     }
 }
