@@ -167,7 +167,7 @@ async fn store_materials(
                 .map_err(|_| invalid(&at("content_base64"), "is not valid base64 (standard alphabet, with padding)"))?;
             // Validation checked the digest; content already stored is not written again.
             if gateway.acceptances.materials.contains(&declared_sha) {
-                known.push(index);
+                known.push((index, declared_sha));
                 continue;
             }
             let store = gateway.acceptances.materials.clone();
@@ -204,31 +204,22 @@ async fn store_materials(
     if let Some(upload) = upload {
         upload.finish().map_err(|err| material_error(err, None))?;
     }
-    for index in known {
-        let entry = &mut application["materials"][index];
-        let sha256 = entry["sha256"].as_str().unwrap_or_default().to_owned();
-        if let Some(object) = entry.as_object_mut() {
+    if !staged.is_empty() {
+        let stored = tokio::task::spawn_blocking(move || {
+            staged
+                .into_iter()
+                .map(|(index, piece)| piece.commit().map(|stored| (index, stored.sha256)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|err| GatewayError::Internal(format!("the material task failed: {err}")))?
+        .map_err(|err| material_error(err, None))?;
+        known.extend(stored);
+    }
+    for (index, sha256) in known {
+        if let Some(object) = application["materials"][index].as_object_mut() {
             object.remove("content_base64");
             object.insert("reference".into(), Value::String(materials::reference(&sha256)));
-        }
-    }
-    if staged.is_empty() {
-        return Ok(());
-    }
-    let stored = tokio::task::spawn_blocking(move || {
-        staged
-            .into_iter()
-            .map(|(index, piece)| piece.commit().map(|stored| (index, stored)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|err| GatewayError::Internal(format!("the material task failed: {err}")))?
-    .map_err(|err| material_error(err, None))?;
-    for (index, material) in stored {
-        let entry = &mut application["materials"][index];
-        if let Some(object) = entry.as_object_mut() {
-            object.remove("content_base64");
-            object.insert("reference".into(), Value::String(material.reference()));
         }
     }
     Ok(())

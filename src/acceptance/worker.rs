@@ -117,15 +117,10 @@ pub async fn round(gateway: &Gateway, settings: &AcceptanceSettings) -> usize {
         outcomes.push(outcome);
         labels.push(label);
     }
-    let recorded = match blocking(&acceptances.store, {
-        let outcomes = outcomes.clone();
-        move |store| Ok(store.record_outcomes(&outcomes))
-    })
-    .await
-    {
+    let recorded = match blocking(&acceptances.store, move |store| Ok(store.record_outcomes(&outcomes))).await {
         Ok(results) => results,
         Err(err) => {
-            outcomes.iter().map(|_| Err(crate::store::StoreError::GroupCommit { detail: err.to_string() })).collect()
+            (0..count).map(|_| Err(crate::store::StoreError::GroupCommit { detail: err.to_string() })).collect()
         }
     };
     for ((record, label), result) in claimed.iter().zip(labels).zip(recorded) {

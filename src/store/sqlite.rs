@@ -290,6 +290,46 @@ fn to_i64(n: usize) -> i64 {
 }
 
 impl SqliteStore {
+    /// Claims up to `limit` records matching `filter` (a `WHERE … ORDER BY …` clause over `?1` =
+    /// now) by running `mark` on each (`?1` = row id, `?2` = lease end, `?3` = now; it may use
+    /// fewer). Select and mark share one IMMEDIATE transaction, so no other connection claims the
+    /// same records in between.
+    fn claim(
+        &self,
+        op: &'static str,
+        filter: &str,
+        mark: &str,
+        now: SystemTimeMs,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<Acceptance>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        self.write(op, |tx| {
+            let mut select = tx
+                .prepare_cached(&format!("SELECT {COLUMNS}, id FROM acceptances WHERE {filter} LIMIT ?2"))
+                .map_err(db(op))?;
+            let rows = select
+                .query_map(params![now, to_i64(limit)], |row| Ok((row.get::<_, i64>(COLUMN_COUNT)?, from_row(row)?)))
+                .map_err(db(op))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db(op))?;
+            let mut mark = tx.prepare_cached(mark).map_err(db(op))?;
+            let arguments = [0, lease_until, now];
+            let used = mark.parameter_count().min(arguments.len());
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, acceptance) in rows {
+                let mut bound = arguments;
+                bound[0] = id;
+                mark.execute(rusqlite::params_from_iter(&bound[..used])).map_err(db(op))?;
+                claimed.push(acceptance);
+            }
+            Ok(claimed)
+        })
+    }
+
     /// Waits for (or leads) the group commit of an acceptance already queued in `slot`.
     fn accept_queued(&self, slot: &Slot) -> Result<Accepted, StoreError> {
         // Whoever holds the connection commits every queued acceptance (up to MAX_GROUP), so
@@ -597,44 +637,19 @@ impl AcceptanceStore for SqliteStore {
     }
 
     fn claim_due(&self, now: SystemTimeMs, limit: usize, lease_ms: u64) -> Result<Vec<Acceptance>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
-        let op = "claim_due";
-        self.write(op, |tx| {
-            // Select and mark in one IMMEDIATE transaction: no other connection can claim in between.
-            let mut select = tx
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, id FROM acceptances \
-                     WHERE state IN ('accepted', 'delivering') AND next_attempt_at <= ?1 \
-                       AND (lease_until IS NULL OR lease_until <= ?1) \
-                     ORDER BY accepted_at, id LIMIT ?2"
-                ))
-                .map_err(db(op))?;
-            let rows = select
-                .query_map(params![now, to_i64(limit)], |row| {
-                    let id: i64 = row.get(COLUMN_COUNT)?;
-                    let mut acceptance = from_row(row)?;
-                    acceptance.state = STATE_DELIVERING.to_owned();
-                    acceptance.updated_at = now;
-                    Ok((id, acceptance))
-                })
-                .map_err(db(op))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db(op))?;
-            let mut mark = tx
-                .prepare_cached(
-                    "UPDATE acceptances SET state = 'delivering', lease_until = ?2, updated_at = ?3 WHERE id = ?1",
-                )
-                .map_err(db(op))?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for (id, acceptance) in rows {
-                mark.execute(params![id, lease_until, now]).map_err(db(op))?;
-                claimed.push(acceptance);
-            }
-            Ok(claimed)
-        })
+        let claimed = self.claim(
+            "claim_due",
+            "state IN ('accepted', 'delivering') AND next_attempt_at <= ?1 \
+             AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY accepted_at, id",
+            "UPDATE acceptances SET state = 'delivering', lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+            now,
+            limit,
+            lease_ms,
+        )?;
+        Ok(claimed
+            .into_iter()
+            .map(|acceptance| Acceptance { state: STATE_DELIVERING.to_owned(), updated_at: now, ..acceptance })
+            .collect())
     }
 
     fn delivered(
@@ -764,32 +779,14 @@ impl AcceptanceStore for SqliteStore {
     }
 
     fn claim_polls(&self, now: SystemTimeMs, limit: usize, lease_ms: u64) -> Result<Vec<Acceptance>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
-        let op = "claim_polls";
-        self.write(op, |tx| {
-            let mut select = tx
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, id FROM acceptances WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?1 \
-                     ORDER BY next_poll_at, id LIMIT ?2"
-                ))
-                .map_err(db(op))?;
-            let rows = select
-                .query_map(params![now, to_i64(limit)], |row| Ok((row.get::<_, i64>(COLUMN_COUNT)?, from_row(row)?)))
-                .map_err(db(op))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db(op))?;
-            let mut push =
-                tx.prepare_cached("UPDATE acceptances SET next_poll_at = ?2 WHERE id = ?1").map_err(db(op))?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for (id, acceptance) in rows {
-                push.execute(params![id, lease_until]).map_err(db(op))?;
-                claimed.push(acceptance);
-            }
-            Ok(claimed)
-        })
+        self.claim(
+            "claim_polls",
+            "next_poll_at IS NOT NULL AND next_poll_at <= ?1 ORDER BY next_poll_at, id",
+            "UPDATE acceptances SET next_poll_at = ?2 WHERE id = ?1",
+            now,
+            limit,
+            lease_ms,
+        )
     }
 
     fn schedule_poll(
