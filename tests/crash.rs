@@ -17,8 +17,8 @@
 //! gateway, and it answers after 500 ms so that deliveries are in flight at the kill. Eight
 //! windows send over slow lines (each request pauses half-way), so requests are always arriving.
 //! The gateway is killed once 100 acceptances are acknowledged, some are delivered, and the
-//! platform holds submissions whose outcome the gateway has not recorded — preferably ones it has
-//! already answered (the case exists; the gateway does not know). Those stay claimed in the store
+//! platform holds submissions that arrived since the last look, so they are early in their 500 ms
+//! and their outcome cannot be recorded before the kill lands. Those stay claimed in the store
 //! until their lease runs out (22 s with this test's platform timeouts), so the test takes about
 //! half a minute.
 //! Both processes use ephemeral ports of 127.0.0.1 and are stopped by their PIDs; every wait is
@@ -58,8 +58,6 @@ const KILL_AFTER_ACKS: usize = 100;
 const PLATFORM_DELAY_MS: u64 = 500;
 /// The kill waits for this many deliveries that reached the platform and have no recorded outcome.
 const INTERRUPTED_AT_PLATFORM: usize = 4;
-/// How long the kill waits for the platform to have answered such deliveries (see below).
-const PREFER_ANSWERED_FOR: Duration = Duration::from_millis(1000);
 
 /// A child process, killed if the test fails half-way so nothing is left running.
 struct Running {
@@ -502,7 +500,7 @@ struct InFlight {
     /// Acceptances delivered so far.
     delivered: i64,
     /// The platform received them and has not answered yet.
-    unanswered: usize,
+    unanswered: BTreeSet<String>,
     /// The platform made the case and answered; the gateway has not recorded it yet.
     answered: usize,
 }
@@ -533,7 +531,7 @@ fn in_flight(conn: &Connection, platform: &str) -> InFlight {
         if cases.contains(id.as_str()) {
             found.answered += 1;
         } else if received.contains_key(id) {
-            found.unanswered += 1;
+            found.unanswered.insert(id.clone());
         }
     }
     found
@@ -594,25 +592,19 @@ fn a_gateway_killed_mid_flight_loses_no_acknowledged_acceptance_and_delivers_eac
         .collect();
 
     // SIGKILL once enough is acknowledged and deliveries are in flight at the platform (within 120 s).
-    // The kill prefers the moment the platform has answered deliveries the gateway has not yet
-    // recorded (the case exists, the gateway does not know): it waits a while for that moment
-    // once deliveries are in flight, then kills while they wait for the platform's answer.
+    // The kill waits for deliveries that reached the platform since the previous look: they are
+    // early in the platform's 500 ms, so the gateway cannot record their outcome (a worker round
+    // records its outcomes together, as soon as the platform answers) before the kill lands.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut reader = None;
-    let mut in_flight_since = None;
+    let mut seen = BTreeSet::new();
     let interrupted = loop {
-        if acks.load(Ordering::SeqCst) >= KILL_AFTER_ACKS {
-            let found = in_flight(reader.get_or_insert_with(|| open_read_only(&store)), &platform);
-            if found.delivered > 0 && found.answered >= INTERRUPTED_AT_PLATFORM {
-                break Some(found);
-            }
-            if found.delivered > 0 && found.answered + found.unanswered >= INTERRUPTED_AT_PLATFORM {
-                let since = *in_flight_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= PREFER_ANSWERED_FOR {
-                    break Some(found);
-                }
-            }
+        let found = in_flight(reader.get_or_insert_with(|| open_read_only(&store)), &platform);
+        let fresh = found.unanswered.difference(&seen).count();
+        if acks.load(Ordering::SeqCst) >= KILL_AFTER_ACKS && found.delivered > 0 && fresh >= INTERRUPTED_AT_PLATFORM {
+            break Some(found);
         }
+        seen.extend(found.unanswered);
         if finished.load(Ordering::SeqCst) == SENDERS || Instant::now() > deadline {
             break None;
         }
