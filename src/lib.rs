@@ -10,6 +10,7 @@ pub mod acceptance;
 pub mod adapter;
 pub mod cache;
 pub mod canonical;
+pub mod certificate;
 pub mod cli;
 pub mod config;
 pub mod identity;

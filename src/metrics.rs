@@ -79,6 +79,14 @@ pub struct Metrics {
     pub acceptance_oldest_age_seconds: IntGauge,
     /// Acceptances in the dead letter queue.
     pub acceptance_dead: IntGauge,
+    /// Certificate verifications by issuing platform and result.
+    pub certificate_verifications: IntCounterVec,
+    /// Print job requests by result.
+    pub print_jobs: IntCounterVec,
+    /// Time to render one certificate PDF.
+    pub print_render_duration: HistogramVec,
+    /// QR verifications by answer.
+    pub print_verifications: IntCounterVec,
 }
 
 impl Metrics {
@@ -165,6 +173,27 @@ impl Metrics {
                 "Multi-site joint acceptances decided, by result (approved, rejected) and absent (true when the absence rule decided for a party).",
                 &[RESULT, "absent"],
             ),
+            certificate_verifications: counter(
+                "tongban_certificate_verifications_total",
+                "Certificate signature checks, by issuing platform (target) and result (verified, unsigned, unknown-key, algorithm-mismatch, key-not-trusted, bad-signature).",
+                &["target", RESULT],
+            ),
+            print_jobs: counter(
+                "tongban_print_jobs_total",
+                "Print job requests and confirmations, by result (created, reprint, printed, not_printable, reprint_reason_required, unprintable).",
+                &[RESULT],
+            ),
+            print_render_duration: histogram(
+                "tongban_print_render_seconds",
+                "Time to render one certificate PDF.",
+                &[],
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
+            print_verifications: counter(
+                "tongban_print_verifications_total",
+                "QR code verifications, by answer (genuine, reprinted, superseded, cancelled, expired, unknown).",
+                &[RESULT],
+            ),
             acceptance_queue_depth: gauge(
                 "tongban_acceptance_queue_depth",
                 "Acceptances accepted but not yet delivered.",
@@ -201,6 +230,10 @@ impl Metrics {
             Box::new(metrics.acceptance_queue_depth.clone()),
             Box::new(metrics.acceptance_oldest_age_seconds.clone()),
             Box::new(metrics.acceptance_dead.clone()),
+            Box::new(metrics.certificate_verifications.clone()),
+            Box::new(metrics.print_jobs.clone()),
+            Box::new(metrics.print_render_duration.clone()),
+            Box::new(metrics.print_verifications.clone()),
             Box::new(build),
         ];
         for collector in collectors {

@@ -232,6 +232,79 @@ pub enum GatewayError {
         /// The receipt asked for.
         receipt: String,
     },
+    /// A request body (other than an application) has invalid fields; every one is listed.
+    #[error("the request is invalid: {}", summary(errors))]
+    InvalidRequest {
+        /// Failing fields.
+        errors: Vec<FieldError>,
+    },
+    /// The issuing platform's adapter has no certificate library operation.
+    #[error(
+        "platform {adapter} offers no certificate lookup; its adapter needs [operations.certificate] and [[certificate_keys]] (docs/onboarding.md)"
+    )]
+    NoCertificateLibrary {
+        /// The platform.
+        adapter: String,
+    },
+    /// The certificate failed verification (验签失败) and is never shown as genuine or printed.
+    #[error("certificate {certificate_id} from platform {adapter} is refused: {reason}; {fix}")]
+    CertificateUnverified {
+        /// The issuing platform.
+        adapter: String,
+        /// 证照编号.
+        certificate_id: String,
+        /// `unsigned`, `unknown-key`, `algorithm-mismatch`, `key-not-trusted` or `bad-signature`.
+        code: &'static str,
+        /// What failed.
+        reason: String,
+        /// What the operator can do.
+        fix: &'static str,
+    },
+    /// The certificate is cancelled, revoked, expired or not yet valid.
+    #[error("certificate {certificate_id} cannot be printed: {detail}")]
+    CertificateNotPrintable {
+        /// 证照编号.
+        certificate_id: String,
+        /// `cancelled`, `revoked`, `expired` or `not_yet_valid`.
+        reason: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A certificate printed before needs a reprint reason (补打原因).
+    #[error(
+        "certificate {certificate_id} was printed before ({printed} print(s) recorded); a reprint needs 'reprint_reason', e.g. \"原件遗失\""
+    )]
+    ReprintReasonRequired {
+        /// 证照编号.
+        certificate_id: String,
+        /// Prints so far.
+        printed: u32,
+    },
+    /// The document cannot be made as configured (font coverage, template).
+    #[error("{detail}")]
+    CertificateUnprintable {
+        /// `glyphs-missing`, `no-template` or `pdf`.
+        code: &'static str,
+        /// The certificate field concerned, when known.
+        field: Option<String>,
+        /// What is wrong and the fix.
+        detail: String,
+    },
+    /// No print job has that id.
+    #[error("no print job '{job_id}'; use the job_id from the 201 answer or the site's queue")]
+    UnknownPrintJob {
+        /// The id asked for.
+        job_id: String,
+    },
+    /// The print job's state forbids the change.
+    #[error("{detail}")]
+    PrintJobConflict {
+        /// What conflicts and what to do.
+        detail: String,
+    },
+    /// `[printing]` is not configured.
+    #[error("certificate printing is not configured on this gateway; the operator adds [printing] to the config file")]
+    PrintingDisabled,
     /// A bug or an exhausted resource in the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -367,6 +440,31 @@ impl GatewayError {
             GatewayError::AcceptanceConflict { .. } => {
                 spec(409, "acceptance-conflict", "Accepted before under another key", Downstream, false)
             }
+            GatewayError::InvalidRequest { .. } => spec(422, "invalid-request", "Invalid request", Downstream, false),
+            GatewayError::NoCertificateLibrary { .. } => {
+                spec(404, "no-certificate-library", "The issuing platform has no certificate lookup", Downstream, false)
+            }
+            GatewayError::CertificateUnverified { .. } => {
+                spec(502, "certificate-unverified", "Certificate failed verification", Upstream, false)
+            }
+            GatewayError::CertificateNotPrintable { .. } => {
+                spec(409, "certificate-not-printable", "Certificate cannot be printed", Downstream, false)
+            }
+            GatewayError::ReprintReasonRequired { .. } => {
+                spec(409, "reprint-reason-required", "Certificate printed before", Downstream, false)
+            }
+            GatewayError::CertificateUnprintable { .. } => {
+                spec(422, "certificate-unprintable", "Certificate cannot be rendered", Gateway, false)
+            }
+            GatewayError::UnknownPrintJob { .. } => {
+                spec(404, "unknown-print-job", "Unknown print job", Downstream, false)
+            }
+            GatewayError::PrintJobConflict { .. } => {
+                spec(409, "print-job-conflict", "Print job state conflict", Downstream, false)
+            }
+            GatewayError::PrintingDisabled => {
+                spec(404, "printing-disabled", "Certificate printing not configured", Downstream, false)
+            }
             GatewayError::Internal(_) => spec(500, "internal", "Internal gateway error", Gateway, true),
         }
     }
@@ -389,6 +487,22 @@ impl GatewayError {
             }
             GatewayError::Unparseable { field: Some(field), .. } => serde_json::json!({ "field": field }),
             GatewayError::MaterialTooLarge { field, .. } => serde_json::json!({ "field": field }),
+            GatewayError::InvalidRequest { errors } => {
+                serde_json::json!({ "errors": errors, "field": errors.first().map(|e| &e.field) })
+            }
+            GatewayError::NoCertificateLibrary { adapter } => serde_json::json!({ "adapter": adapter }),
+            GatewayError::CertificateUnverified { adapter, certificate_id, code, .. } => {
+                serde_json::json!({ "adapter": adapter, "certificate_id": certificate_id, "verification": code })
+            }
+            GatewayError::CertificateNotPrintable { certificate_id, reason, .. } => {
+                serde_json::json!({ "certificate_id": certificate_id, "reason": reason })
+            }
+            GatewayError::ReprintReasonRequired { certificate_id, printed } => serde_json::json!({
+                "certificate_id": certificate_id, "printed": printed, "field": "/reprint_reason"
+            }),
+            GatewayError::CertificateUnprintable { code, field, .. } => {
+                serde_json::json!({ "reason": code, "field": field })
+            }
             GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
             GatewayError::NativeUntranslatable { adapter, error } => {
                 serde_json::json!({ "field": error.path(), "adapter": adapter })

@@ -679,12 +679,12 @@ fn a_gateway_killed_mid_flight_loses_no_acknowledged_acceptance_and_delivers_eac
             let Some((200, answer)) = get_json(&public, &format!("/v1/acceptances/{receipt}")) else { continue };
             let state = answer["state"].as_str().unwrap_or_default().to_owned();
             assert_ne!(state, "dead_letter", "acceptance {receipt} was dead-lettered: {answer:#}");
-            if let Some(case) = answer["province_case_id"].as_str().filter(|c| !c.is_empty()) {
-                if !["accepted", "delivering"].contains(&state.as_str()) {
-                    delivered.insert(receipt.to_owned(), case.to_owned());
-                    pending.remove(receipt);
-                    continue;
-                }
+            if let Some(case) = answer["province_case_id"].as_str().filter(|c| !c.is_empty())
+                && !["accepted", "delivering"].contains(&state.as_str())
+            {
+                delivered.insert(receipt.to_owned(), case.to_owned());
+                pending.remove(receipt);
+                continue;
             }
             last.insert(receipt, answer);
         }

@@ -73,11 +73,10 @@ proptest! {
                 let mapping = &spec.mapping;
                 if let Ok(native) = wire::decode(&bytes, adapter.format, adapter.charset, &mapping.namespaces) {
                     for kind in [MessageKind::Request, MessageKind::Response] {
-                        if mapping.message(kind).is_some() {
-                            if let Ok(mut canonical) = mapping.to_canonical(kind, &native) {
+                        if mapping.message(kind).is_some()
+                            && let Ok(mut canonical) = mapping.to_canonical(kind, &native) {
                                 let _ = decode::validated(&mut canonical, federation.regions);
                             }
-                        }
                     }
                 }
             }
@@ -100,11 +99,10 @@ proptest! {
         if let Ok((_, _)) = decode::validated(&mut doc, federation.regions) {
             // A valid application must translate for every platform or be refused cleanly.
             for adapter in federation.adapters.values() {
-                if let Some(spec) = adapter.operations.get(&Operation::Submit) {
-                    if let Ok(native) = spec.mapping.to_native(MessageKind::Request, &doc) {
+                if let Some(spec) = adapter.operations.get(&Operation::Submit)
+                    && let Ok(native) = spec.mapping.to_native(MessageKind::Request, &doc) {
                         let _ = wire::encode(&native, adapter.charset, &spec.mapping.namespaces);
                     }
-                }
             }
         }
     }

@@ -106,17 +106,17 @@ fn application() -> impl Strategy<Value = Value> {
 /// What a mapping should bring back: the input restricted to the canonical paths its rules map.
 fn project<P>(rules: &[Rule<P>], input: &Value, out: &mut Value) {
     for rule in rules {
-        if let Some(condition) = &rule.when {
-            if let Subject::Canonical(path) = &condition.subject {
-                let value = input.get_value(path).map(|v| tongban::mapping::table::native_key(&v));
-                let holds = match &condition.test {
-                    Test::Equals(v) => value.as_deref() == Some(v.as_str()),
-                    Test::NotEquals(v) => value.as_deref() != Some(v.as_str()),
-                    Test::Exists(present) => value.is_some() == *present,
-                };
-                if !holds {
-                    continue;
-                }
+        if let Some(condition) = &rule.when
+            && let Subject::Canonical(path) = &condition.subject
+        {
+            let value = input.get_value(path).map(|v| tongban::mapping::table::native_key(&v));
+            let holds = match &condition.test {
+                Test::Equals(v) => value.as_deref() == Some(v.as_str()),
+                Test::NotEquals(v) => value.as_deref() != Some(v.as_str()),
+                Test::Exists(present) => value.is_some() == *present,
+            };
+            if !holds {
+                continue;
             }
         }
         let paths: Vec<&JsonPath> = match &rule.canonical {

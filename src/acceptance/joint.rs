@@ -81,11 +81,11 @@ pub async fn round(gateway: &Gateway) -> usize {
         let mut decided = Vec::new();
         for joint in store.open_joints(JOINT_BATCH)? {
             let parts = store.parts(&joint.receipt)?;
-            if let Some(decision) = decide(&joint, &parts, now) {
-                if store.decide_joint(&joint.receipt, &decision, now)? {
-                    tracing::info!(receipt = %joint.receipt, decision = %decision.detail, "Joint acceptance decided.");
-                    decided.push((decision.state, !decision.absent.is_empty()));
-                }
+            if let Some(decision) = decide(&joint, &parts, now)
+                && store.decide_joint(&joint.receipt, &decision, now)?
+            {
+                tracing::info!(receipt = %joint.receipt, decision = %decision.detail, "Joint acceptance decided.");
+                decided.push((decision.state, !decision.absent.is_empty()));
             }
         }
         Ok(decided)

@@ -185,13 +185,13 @@ async fn store_materials(
             upload.take(reference).map_err(|err| material_error(err, Some(at("reference"))))?
         } else {
             let stored = material["reference"].as_str().and_then(materials::parse_reference);
-            if let Some(sha256) = stored {
-                if !gateway.acceptances.materials.contains(sha256) {
-                    return Err(invalid(
-                        &at("reference"),
-                        "no stored material has this digest; send the content (inline or as a multipart part)",
-                    ));
-                }
+            if let Some(sha256) = stored
+                && !gateway.acceptances.materials.contains(sha256)
+            {
+                return Err(invalid(
+                    &at("reference"),
+                    "no stored material has this digest; send the content (inline or as a multipart part)",
+                ));
             }
             continue; // stored already, or held elsewhere (a URL the platform fetches)
         };

@@ -29,11 +29,13 @@ pub enum Operation {
     Status,
     /// 事项目录: list the matters the platform handles.
     Matters,
+    /// 电子证照查询: fetch a certificate from the platform's certificate library.
+    Certificate,
 }
 
 impl Operation {
     /// Every operation, in documentation order.
-    pub const ALL: [Operation; 3] = [Operation::Submit, Operation::Status, Operation::Matters];
+    pub const ALL: [Operation; 4] = [Operation::Submit, Operation::Status, Operation::Matters, Operation::Certificate];
 
     /// The name used in files and URLs.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Operation {
             Operation::Submit => "submit",
             Operation::Status => "status",
             Operation::Matters => "matters",
+            Operation::Certificate => "certificate",
         }
     }
 
@@ -55,6 +58,7 @@ impl Operation {
             Operation::Submit => &["application_id", "handling_region", "accepting_region", "mode"],
             Operation::Status => &["application_id", "province_case_id", "handling_region"],
             Operation::Matters => &["region"],
+            Operation::Certificate => &["certificate_id", "issuer_region"],
         }
     }
 }
@@ -106,6 +110,9 @@ pub struct RawAdapter {
     /// Cache policies for its idempotent operations (defaults come from the gateway's [cache]).
     #[serde(default)]
     pub cache: RawAdapterCache,
+    /// 电子证照签发公钥: the public keys the platform's certificate library signs with.
+    #[serde(default)]
+    pub certificate_keys: Vec<crate::certificate::verify::RawIssuerKey>,
 }
 
 /// `[limits]` of an adapter.
@@ -133,6 +140,9 @@ pub struct RawAdapterCache {
     /// Policy for matter catalogues.
     #[serde(default)]
     pub matters: Option<crate::config::raw::RawCachePolicy>,
+    /// Policy for certificate lookups.
+    #[serde(default)]
+    pub certificate: Option<crate::config::raw::RawCachePolicy>,
     /// The platform answers differently per caller: keep one cache entry per partner.
     #[serde(default)]
     pub caller_scoped: bool,
@@ -216,6 +226,8 @@ pub struct Adapter {
     pub cache: HashMap<Operation, CachePolicy>,
     /// One cache entry per caller.
     pub cache_caller_scoped: bool,
+    /// Public keys of the platform's certificate library.
+    pub certificate_keys: crate::certificate::verify::IssuerKeys,
 }
 
 impl Adapter {
@@ -241,6 +253,8 @@ pub struct TimeoutDefaults {
     pub status_cache: crate::config::raw::RawCachePolicy,
     /// Cache policy for matter catalogues.
     pub matters_cache: crate::config::raw::RawCachePolicy,
+    /// Cache policy for certificate lookups.
+    pub certificate_cache: crate::config::raw::RawCachePolicy,
 }
 
 /// Bulkhead defaults: generous enough for a provincial platform, small enough to protect it.
@@ -301,7 +315,7 @@ pub fn compile(
             doc.report(
                 diagnostics,
                 &at,
-                format!("unknown operation '{op_name}'; expected one of 'submit', 'status', 'matters'"),
+                format!("unknown operation '{op_name}'; expected one of 'submit', 'status', 'matters', 'certificate'"),
             );
             continue;
         };
@@ -422,10 +436,31 @@ pub fn compile(
     for (operation, own, default) in [
         (Operation::Status, raw.cache.status, defaults.status_cache),
         (Operation::Matters, raw.cache.matters, defaults.matters_cache),
+        (Operation::Certificate, raw.cache.certificate, defaults.certificate_cache),
     ] {
         if let Some(policy) = cache_policy(&own.unwrap_or(default)) {
             cache.insert(operation, policy);
         }
+    }
+    let certificate_keys = crate::certificate::verify::IssuerKeys::compile(
+        &raw.certificate_keys,
+        doc,
+        &root.key("certificate_keys"),
+        diagnostics,
+    );
+    let has_certificates = raw.operations.contains_key(Operation::Certificate.as_str());
+    if has_certificates && raw.certificate_keys.is_empty() {
+        doc.report(
+            diagnostics,
+            &root.key("operations").key("certificate"),
+            "a certificate library needs its issuer keys: add [[certificate_keys]] with id, algorithm, public_key and validity, as the issuing platform publishes them",
+        );
+    }
+    if !has_certificates && !raw.certificate_keys.is_empty() {
+        diagnostics.push(doc.warning(
+            &root.key("certificate_keys"),
+            "certificate keys are listed but there is no [operations.certificate]; they are unused",
+        ));
     }
     if diagnostics.errors().count() > before {
         return None;
@@ -449,6 +484,7 @@ pub fn compile(
         queue_timeout: raw.limits.queue_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_QUEUE_TIMEOUT),
         cache,
         cache_caller_scoped: raw.cache.caller_scoped,
+        certificate_keys,
     })
 }
 

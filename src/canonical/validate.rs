@@ -45,16 +45,15 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
     let mut out = Validation::default();
     let errors = &mut out.errors;
 
-    if let Some(id) = &app.application_id {
-        if id.is_empty()
+    if let Some(id) = &app.application_id
+        && (id.is_empty()
             || id.len() > MAX_ID_LEN
-            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            errors.push(FieldError::new(
-                "/application_id",
-                "must be 1–64 characters of letters, digits, '-' or '_'; omit it to let the gateway assign one",
-            ));
-        }
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        errors.push(FieldError::new(
+            "/application_id",
+            "must be 1–64 characters of letters, digits, '-' or '_'; omit it to let the gateway assign one",
+        ));
     }
     if app.matter.code.trim().is_empty() || app.matter.code.len() > MAX_ID_LEN {
         errors.push(FieldError::new("/matter/code", "must be the matter's catalogue code (事项编码), 1–64 characters"));
@@ -89,13 +88,13 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         }
         _ => {}
     }
-    if let Some(date) = &applicant.birth_date {
-        if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-            errors.push(FieldError::new(
-                "/applicant/birth_date",
-                format!("'{date}' is not a date; write yyyy-MM-dd, e.g. 1949-12-31"),
-            ));
-        }
+    if let Some(date) = &applicant.birth_date
+        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
+    {
+        errors.push(FieldError::new(
+            "/applicant/birth_date",
+            format!("'{date}' is not a date; write yyyy-MM-dd, e.g. 1949-12-31"),
+        ));
     }
     if let Some(phone) = &applicant.phone {
         let digits = phone.chars().filter(char::is_ascii_digit).count();
@@ -126,12 +125,11 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
             ));
         }
     }
-    if let Some(rep) = &applicant.legal_representative {
-        if let (Some(IdType::ResidentId), Some(number)) = (rep.id_type, &rep.id_number) {
-            if let Err(err) = check_resident_id(number) {
-                errors.push(FieldError::new("/applicant/legal_representative/id_number", err.to_string()));
-            }
-        }
+    if let Some(rep) = &applicant.legal_representative
+        && let (Some(IdType::ResidentId), Some(number)) = (rep.id_type, &rep.id_number)
+        && let Err(err) = check_resident_id(number)
+    {
+        errors.push(FieldError::new("/applicant/legal_representative/id_number", err.to_string()));
     }
 
     for (index, material) in app.materials.iter().enumerate() {

@@ -82,6 +82,23 @@ pub struct Federation {
     pub config_path: PathBuf,
     /// Proxy acceptance settings.
     pub acceptance: AcceptanceSettings,
+    /// Certificate printing, when configured.
+    pub printing: Option<PrintingSettings>,
+}
+
+/// `[printing]`, compiled.
+#[derive(Debug, Clone)]
+pub struct PrintingSettings {
+    /// Print job store.
+    pub store: PathBuf,
+    /// The token key file.
+    pub token_key: PathBuf,
+    /// Verification URL prefix.
+    pub verify_url: String,
+    /// Copies per job at most.
+    pub max_copies: u32,
+    /// Templates by certificate type, with the font.
+    pub templates: Arc<crate::certificate::template::Templates>,
 }
 
 /// `[acceptance]`, compiled.
@@ -196,6 +213,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         request: Duration::from_millis(raw.upstream.request_timeout_ms),
         status_cache: raw.cache.status,
         matters_cache: raw.cache.matters,
+        certificate_cache: raw.cache.certificate,
     };
     let regions = RegionTable::embedded();
 
@@ -359,6 +377,13 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         rate(&mut diagnostics, "partner_default", &raw.limits.partner_default, "partner-default", "partner");
     let anonymous_limit = rate(&mut diagnostics, "anonymous", &raw.limits.anonymous, "anonymous", "anonymous");
 
+    // Pass 7: certificate printing — the font, then every template checked against it.
+    let mut sources = vec![config_path.to_path_buf(), adapters_dir.clone(), mappings_dir.clone(), matters_path.clone()];
+    let printing = raw.printing.as_ref().and_then(|printing| {
+        let at = KeyPath::root().key("printing");
+        compile_printing(printing, &base, &parsed, &at, &mut sources, &mut diagnostics)
+    });
+
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
@@ -391,7 +416,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
             watch: raw.observe.watch,
             prune_interval: Duration::from_millis(raw.limits.prune_interval_ms.max(1_000)),
         },
-        sources: vec![config_path.to_path_buf(), adapters_dir, mappings_dir, matters_path],
+        sources,
         config_path: config_path.to_path_buf(),
         acceptance: AcceptanceSettings {
             store: base.join(&raw.acceptance.store),
@@ -412,6 +437,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
             material_max_bytes: raw.acceptance.material_max_bytes.max(1),
             max_materials: raw.acceptance.max_materials.clamp(1, 1_000),
         },
+        printing,
     };
     Ok((federation, diagnostics))
 }
@@ -477,6 +503,7 @@ fn lenient_config(text: &str) -> RawGatewayConfig {
         demo: Default::default(),
         access: Default::default(),
         acceptance: Default::default(),
+        printing: None,
         partners: Vec::new(),
         limits: Default::default(),
         cache: Default::default(),
@@ -498,6 +525,99 @@ fn lenient_config(text: &str) -> RawGatewayConfig {
 }
 
 /// Reports at a key of the gateway file, when it parsed (its schema error is reported already).
+/// `[printing]`: loads the font once and compiles every template in the templates directory.
+fn compile_printing(
+    raw: &super::raw::RawPrinting,
+    base: &Path,
+    parsed: &Option<(RawGatewayConfig, super::source::SpannedDoc<'_>)>,
+    at: &KeyPath,
+    sources: &mut Vec<PathBuf>,
+    diagnostics: &mut Diagnostics,
+) -> Option<PrintingSettings> {
+    use crate::certificate::pdf::PdfFont;
+    use crate::certificate::template::{RawTemplate, Template, Templates};
+    let before = diagnostics.errors().count();
+    let font_path = base.join(&raw.font);
+    let font = match std::fs::read(&font_path) {
+        Ok(bytes) => match PdfFont::from_bytes(bytes) {
+            Ok(font) => Some(font),
+            Err(error) => {
+                report_config(parsed, diagnostics, &at.key("font"), format!("{}: {error}", font_path.display()));
+                None
+            }
+        },
+        Err(error) => {
+            report_config(
+                parsed,
+                diagnostics,
+                &at.key("font"),
+                format!(
+                    "cannot read the print font {}: {error}; the repository ships config/fonts/NotoSansHans-Regular.otf",
+                    font_path.display()
+                ),
+            );
+            None
+        }
+    };
+    let verify_url = raw.verify_url.trim();
+    if !(verify_url.starts_with("http://") || verify_url.starts_with("https://")) || !verify_url.ends_with('/') {
+        report_config(
+            parsed,
+            diagnostics,
+            &at.key("verify_url"),
+            format!(
+                "'{verify_url}' must be an http(s) URL ending in '/', e.g. \"https://gateway.example.gov.cn/v1/verify/\"; the QR code carries it plus the token"
+            ),
+        );
+    }
+    if raw.max_copies == 0 || raw.max_copies > 100 {
+        report_config(parsed, diagnostics, &at.key("max_copies"), "between 1 and 100".into());
+    }
+    let dir = base.join(&raw.templates);
+    sources.push(dir.clone());
+    if !dir.is_dir() {
+        report_config(
+            parsed,
+            diagnostics,
+            &at.key("templates"),
+            format!("no template directory {}; create it with one <certificate type>.toml per type", dir.display()),
+        );
+    }
+    let mut templates: Vec<Template> = Vec::new();
+    for path in toml_files(&dir, false, diagnostics) {
+        let Some(source) = read(&path, diagnostics) else { continue };
+        match source.parse::<RawTemplate>() {
+            Ok((raw_template, doc)) => {
+                if let Some(template) = Template::compile(&raw_template, &doc, font.as_ref(), diagnostics) {
+                    if let Some(first) = templates.iter().find(|t| t.type_code == template.type_code) {
+                        doc.report(
+                            diagnostics,
+                            &KeyPath::root().key("type"),
+                            format!(
+                                "type '{}' already has a template in {}; keep one per type",
+                                template.type_code, first.file
+                            ),
+                        );
+                    } else {
+                        templates.push(template);
+                    }
+                }
+            }
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
+    }
+    if diagnostics.errors().count() > before {
+        return None;
+    }
+    Some(PrintingSettings {
+        store: base.join(&raw.store),
+        token_key: base.join(&raw.token_key),
+        verify_url: verify_url.to_owned(),
+        max_copies: raw.max_copies,
+        templates: Arc::new(Templates::new(font?, templates)),
+    })
+}
+
 fn report_config(
     parsed: &Option<(RawGatewayConfig, super::source::SpannedDoc<'_>)>,
     diagnostics: &mut Diagnostics,

@@ -36,6 +36,49 @@ pub struct RawGatewayConfig {
     /// Proxy acceptance (异地代收代办): the durable store and the delivery worker.
     #[serde(default)]
     pub acceptance: RawAcceptance,
+    /// Remote certificate printing (异地打证); absent: printing is off.
+    #[serde(default)]
+    pub printing: Option<RawPrinting>,
+}
+
+/// `[printing]`: remote certificate printing (异地打证).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrinting {
+    /// The SQLite database of print jobs and their documents, relative to this file.
+    #[serde(default = "default_print_store")]
+    pub store: String,
+    /// Directory of print templates, one `<type>.toml` per certificate type.
+    #[serde(default = "default_print_templates")]
+    pub templates: String,
+    /// The CJK font documents are printed in (OpenType or TrueType); only used glyphs are embedded.
+    #[serde(default = "default_print_font")]
+    pub font: String,
+    /// The 32-byte Ed25519 seed signing QR verification tokens; created on first start. Keep it
+    /// private and backed up: a new key makes every printed QR code answer "unknown".
+    #[serde(default = "default_token_key")]
+    pub token_key: String,
+    /// Public base URL of `GET /v1/verify/`, ending in `/`; the QR code carries it plus the token.
+    pub verify_url: String,
+    /// Most copies one job may ask for.
+    #[serde(default = "default_max_copies")]
+    pub max_copies: u32,
+}
+
+fn default_print_store() -> String {
+    "data/prints.sqlite".into()
+}
+fn default_print_templates() -> String {
+    "certificates".into()
+}
+fn default_print_font() -> String {
+    "fonts/NotoSansHans-Regular.otf".into()
+}
+fn default_token_key() -> String {
+    "data/print-token.key".into()
+}
+fn default_max_copies() -> u32 {
+    5
 }
 
 /// `[acceptance]`.
@@ -229,6 +272,10 @@ pub struct RawCache {
     /// Default policy for matter catalogues (事项目录), unless an adapter sets its own.
     #[serde(default = "default_matters_policy")]
     pub matters: RawCachePolicy,
+    /// Default policy for certificate lookups (电子证照查询): short, since a certificate can be
+    /// cancelled; never served stale, since a cancellation must not be hidden.
+    #[serde(default = "default_certificate_policy")]
+    pub certificate: RawCachePolicy,
 }
 
 impl Default for RawCache {
@@ -237,6 +284,7 @@ impl Default for RawCache {
             max_bytes: default_cache_bytes(),
             status: default_status_policy(),
             matters: default_matters_policy(),
+            certificate: default_certificate_policy(),
         }
     }
 }
@@ -246,6 +294,9 @@ fn default_cache_bytes() -> u64 {
 }
 fn default_status_policy() -> RawCachePolicy {
     RawCachePolicy { ttl_ms: 5_000, stale_if_error_ms: 60_000 }
+}
+fn default_certificate_policy() -> RawCachePolicy {
+    RawCachePolicy { ttl_ms: 60_000, stale_if_error_ms: 0 }
 }
 fn default_matters_policy() -> RawCachePolicy {
     RawCachePolicy { ttl_ms: 600_000, stale_if_error_ms: 86_400_000 }

@@ -211,10 +211,10 @@ fn apply_to_native<N: Tree>(
     cx: Context<'_>,
 ) -> Result<(), MapError> {
     for rule in rules {
-        if let Some(condition) = &rule.when {
-            if !holds(condition, canonical, native) {
-                continue;
-            }
+        if let Some(condition) = &rule.when
+            && !holds(condition, canonical, native)
+        {
+            continue;
         }
         if let (Some(each), Paths::One(from), Paths::One(to)) = (&rule.each, &rule.canonical, &rule.native) {
             let items = canonical.items(from);
@@ -297,10 +297,10 @@ fn apply_to_canonical<N: Tree>(
     let plain = rules.iter().filter(|rule| rule.when.is_none());
     let conditional = rules.iter().filter(|rule| rule.when.is_some());
     for rule in plain.chain(conditional) {
-        if let Some(condition) = &rule.when {
-            if !holds(condition, canonical, native) {
-                continue;
-            }
+        if let Some(condition) = &rule.when
+            && !holds(condition, canonical, native)
+        {
+            continue;
         }
         if let (Some(each), Paths::One(to), Paths::One(from)) = (&rule.each, &rule.canonical, &rule.native) {
             let items = native.items(from);

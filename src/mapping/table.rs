@@ -52,12 +52,12 @@ impl CodeTable {
             to_canonical.insert(key, canonical.clone());
             to_native.insert(canonical, native);
         }
-        if let Some(default) = &canonical_default {
-            if !to_native.contains_key(default) {
-                errors.push(format!(
+        if let Some(default) = &canonical_default
+            && !to_native.contains_key(default)
+        {
+            errors.push(format!(
                     "canonical_default '{default}' is not one of the table's canonical codes; add it to values or pick an existing code"
                 ));
-            }
         }
         if !errors.is_empty() {
             return Err(errors);

@@ -219,10 +219,10 @@ fn element_prefix(name: &str) -> &str {
 }
 
 fn xml_find<'a>(root: &'a Element, path: &XmlPath, elements: &[String]) -> Option<&'a Element> {
-    if let Some(expected) = path.root() {
-        if root.name != expected {
-            return None;
-        }
+    if let Some(expected) = path.root()
+        && root.name != expected
+    {
+        return None;
     }
     let mut element = root;
     for name in elements {

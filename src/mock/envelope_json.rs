@@ -189,7 +189,7 @@ fn submit(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
         base64_whitespace: false,
     };
     let accepted = validate::submission(ctx.platform, &raw, &dialect)?;
-    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted.external_id);
+    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted);
     if !created {
         // This platform reports a repeated outerNo instead of answering success again.
         return Ok(envelope(

@@ -6,10 +6,11 @@
 //! its own format, so a wrong mapping in the gateway fails a test instead of slipping through.
 //!
 //! Every mock also serves test-only control endpoints under `/_mock/` (received requests, fault
-//! injection, case state changes); see `server.rs`.
+//! injection, case state changes, certificate status); see `server.rs`.
 //!
 //! The mocks stand alone: they depend on no other module of this crate.
 
+mod certificate;
 mod envelope_json;
 mod gbk_xml;
 mod json;

@@ -4,12 +4,18 @@
 //! - Submit `POST /api/sb/tj` → 200 `{"zt":"1","xx","sj":{bjbh,wbbh,bjzt,jssj}}`.
 //! - Status `GET /api/sb/cx?wbbh=…` (by external id) → `sj:{bjbh,wbbh,bjzt,gxsj,yj}`.
 //! - Matters `GET /api/sx/lb?qh=…` → `{"zt":"1","zs",sj:[{sxbm,sxmc,ssbm}]}`.
+//! - Certificates (电子证照库) `GET /api/zz/cx?zzbh=…` → `sj:{zzbh,zzlxdm,…,zzxx,qm?}`; approving a
+//!   户口迁移 or 营业执照设立登记 case issues one (办结出证), and the status answer then names it.
 //!
 //! Full description: `docs/platforms/pinyin-json.md`.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{Days, NaiveDate};
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use super::certificate::{CertKind, CertStatus, Certificate, DemoKey, Field, Holder, signed};
 use super::json::{Obj, parse_object};
 use super::server::{Ctx, Reply, Req, state_code};
 use super::state::{Case, CaseState};
@@ -17,6 +23,7 @@ use super::validate::{
     self, DateFmt, DateTimeFmt, Dialect, IdType, Kind, MaterialNames, Mode, Names, RawApplicant, RawMaterial,
     RawSubmission, Reject, RejectKind,
 };
+use super::{HUKOU, LICENCE, MockPlatform};
 
 /// 办件状态 codes (bjzt).
 pub(crate) const STATES: &[(&str, CaseState)] = &[
@@ -41,7 +48,26 @@ const ID_TYPES: &[(&str, IdType)] = &[
 ];
 const GENDERS: &[&str] = &["1", "2", "0", "9"];
 
+/// 证照类型代码 (zzlxdm).
+const CERT_TYPES: &[(&str, CertKind)] =
+    &[("ZZ0104", CertKind::HouseholdTransferPermit), ("ZZ0201", CertKind::BusinessLicense)];
+/// 证照状态 codes (zzzt).
+pub(crate) const CERT_STATES: &[(&str, CertStatus)] =
+    &[("1", CertStatus::Valid), ("2", CertStatus::Cancelled), ("3", CertStatus::Revoked)];
+/// 证照信息 keys (zzxx).
+const CERT_FIELDS: &[(&str, Field)] = &[
+    ("qcdz", Field::MoveFromAddress),
+    ("qrdz", Field::MoveToAddress),
+    ("qyyy", Field::Reason),
+    ("ztmc", Field::EnterpriseName),
+    ("tyshxydm", Field::CreditCode),
+    ("ztlx", Field::EnterpriseType),
+    ("jycs", Field::Address),
+    ("jyfw", Field::BusinessScope),
+];
+
 const DATETIME: &str = "%Y-%m-%d %H:%M:%S";
+const DATE: &str = "%Y-%m-%d";
 const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
 fn reply(status: StatusCode, body: &Value) -> Reply {
@@ -75,7 +101,8 @@ pub(crate) fn handle(ctx: &Ctx<'_>, req: &Req) -> Reply {
         ("/api/sb/tj", &Method::POST) => submit(ctx, req),
         ("/api/sb/cx", &Method::GET) => status(ctx, req),
         ("/api/sx/lb", &Method::GET) => matters(ctx, req),
-        ("/api/sb/tj" | "/api/sb/cx" | "/api/sx/lb", m) => Err(Reject::method(m.as_str())),
+        ("/api/zz/cx", &Method::GET) => certificate(ctx, req),
+        ("/api/sb/tj" | "/api/sb/cx" | "/api/sx/lb" | "/api/zz/cx", m) => Err(Reject::method(m.as_str())),
         (p, _) => Err(Reject::no_route(p)),
     };
     result.unwrap_or_else(|r| {
@@ -170,7 +197,7 @@ fn submit(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
         base64_whitespace: false,
     };
     let accepted = validate::submission(ctx.platform, &raw, &dialect)?;
-    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted.external_id);
+    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted);
     tracing::info!(platform = ctx.platform.name, case = %case.case_number, created, "Submission accepted.");
     Ok(reply(
         StatusCode::OK,
@@ -188,17 +215,18 @@ fn submit(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
 }
 
 fn status_body(case: &Case) -> Value {
-    json!({
-        "zt": "1",
-        "xx": "成功",
-        "sj": {
-            "bjbh": case.case_number,
-            "wbbh": case.external_id,
-            "bjzt": state_code(STATES, case.state),
-            "gxsj": case.updated.format(DATETIME).to_string(),
-            "yj": case.opinion,
-        }
-    })
+    let mut sj = json!({
+        "bjbh": case.case_number,
+        "wbbh": case.external_id,
+        "bjzt": state_code(STATES, case.state),
+        "gxsj": case.updated.format(DATETIME).to_string(),
+        "yj": case.opinion,
+    });
+    // Present only once a certificate was issued (never null).
+    if let (Some(id), Value::Object(map)) = (&case.certificate_id, &mut sj) {
+        map.insert("zzbh".to_owned(), Value::String(id.clone()));
+    }
+    json!({"zt": "1", "xx": "成功", "sj": sj})
 }
 
 fn status(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
@@ -219,11 +247,128 @@ fn matters(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
     Ok(reply(StatusCode::OK, &json!({"zt": "1", "xx": "成功", "zs": list.len(), "sj": list})))
 }
 
+/// A value's code in one of the style's code tables.
+fn code_of<T: Copy + PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table.iter().find(|(_, v)| *v == value).map_or("", |(c, _)| c)
+}
+
+fn certificate_body(cert: &Certificate) -> Value {
+    let zzxx: Map<String, Value> = cert
+        .fields
+        .iter()
+        .map(|(field, value)| (code_of(CERT_FIELDS, *field).to_owned(), Value::String(value.clone())))
+        .collect();
+    let mut sj = json!({
+        "zzbh": cert.id,
+        "zzlxdm": code_of(CERT_TYPES, cert.kind),
+        "zzmc": cert.kind.name(),
+        "cyrxm": cert.holder.name,
+        "cyrzjlx": code_of(ID_TYPES, cert.holder.id_type),
+        "cyrzjhm": cert.holder.id_number,
+        "fzjg": cert.issuer,
+        "fzjgqh": cert.issuer_region,
+        "fzrq": cert.issued_on.format(DATE).to_string(),
+        "yxqq": cert.valid_from.format(DATE).to_string(),
+        "zzzt": code_of(CERT_STATES, cert.status),
+        "zzxx": zzxx,
+    });
+    if let Value::Object(map) = &mut sj {
+        // 长期 has no end date; an unsigned certificate has no qm.
+        if let Some(until) = cert.valid_until {
+            map.insert("yxqz".to_owned(), Value::String(until.format(DATE).to_string()));
+        }
+        if let Some(seal) = &cert.seal {
+            let qm =
+                json!({"sf": seal.key.algorithm().name(), "my": seal.key.id(), "qz": STANDARD.encode(&seal.value)});
+            map.insert("qm".to_owned(), qm);
+        }
+    }
+    json!({"zt": "1", "xx": "成功", "sj": sj})
+}
+
+fn certificate(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
+    let zzbh = validate::single_param(req.query.as_deref(), "zzbh")?.ok_or_else(|| Reject::missing("zzbh"))?;
+    let library = ctx.certificates();
+    let cert = library
+        .get(&zzbh)
+        .ok_or_else(|| Reject::new(RejectKind::NotFound, Some("zzbh"), format!("证照不存在：{zzbh}")))?;
+    Ok(reply(StatusCode::OK, &certificate_body(cert)))
+}
+
+/// Where an issued 准予迁入证明 says the applicant moves to: a fixed address in the province.
+fn move_to_address(platform: &MockPlatform) -> &'static str {
+    match platform.name {
+        "yunnan" => "云南省昆明市五华区东风西路2号",
+        _ => "贵州省贵阳市南明区新华路2号",
+    }
+}
+
+/// The certificate an approved case gets (办结出证, doc §7.5): 户口迁移 → 准予迁入证明 (ZZ0104,
+/// 40 days), 营业执照设立登记 → 营业执照 (ZZ0201, 长期); other matters get none.
+pub(crate) fn issue(platform: &MockPlatform, case: &Case, today: NaiveDate) -> Option<Certificate> {
+    let applicant = &case.applicant;
+    let mut fields = Vec::new();
+    let kind = match case.matter_code.as_str() {
+        HUKOU => {
+            if let Some(from) = &applicant.address {
+                fields.push((Field::MoveFromAddress, from.clone()));
+            }
+            fields.push((Field::MoveToAddress, move_to_address(platform).to_owned()));
+            fields.push((Field::Reason, "投靠亲属".to_owned()));
+            CertKind::HouseholdTransferPermit
+        }
+        LICENCE => {
+            fields.push((Field::EnterpriseName, applicant.name.clone()));
+            if let Some(code) = &applicant.credit_code {
+                fields.push((Field::CreditCode, code.clone()));
+            }
+            if let Some(address) = &applicant.address {
+                fields.push((Field::Address, address.clone()));
+            }
+            CertKind::BusinessLicense
+        }
+        _ => return None,
+    };
+    // The issuer is the matter's implementing department (实施部门), e.g. 贵州省公安厅.
+    let issuer = platform.catalogue().iter().find(|m| m.code == case.matter_code)?.department;
+    let valid_until = match kind {
+        // Valid 40 days, the day of issue included.
+        CertKind::HouseholdTransferPermit => today.checked_add_days(Days::new(39)),
+        CertKind::BusinessLicense => None,
+    };
+    let cert = Certificate {
+        id: format!("{}-ZZ", case.case_number),
+        kind,
+        holder: Holder {
+            name: applicant.name.clone(),
+            id_type: applicant.id_type,
+            id_number: applicant.id_number.clone(),
+        },
+        issuer: issuer.to_owned(),
+        issuer_region: case.handling_region.clone(),
+        issued_on: today,
+        valid_from: today,
+        valid_until,
+        status: CertStatus::Valid,
+        fields,
+        seal: None,
+    };
+    // 云南 signs with the same demo key: the demo has one certificate authority.
+    Some(signed(cert, DemoKey::Ed25519Of2026))
+}
+
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use chrono::Days;
     use serde_json::{Value, json};
 
-    use crate::mock::testutil::{Probe, check_faults, check_slow, must, received, set_state, start};
+    use crate::mock::state::now_beijing;
+    use crate::mock::testutil::{
+        ED25519_2019, ED25519_2026, Probe, SM2_2026, check_faults, check_slow, control, must, received, set_state,
+        start,
+    };
 
     const JSON: &[(&str, &str)] = &[("Content-Type", "application/json; charset=UTF-8")];
 
@@ -426,6 +571,335 @@ mod tests {
             assert_eq!(r.json()["cwdm"], "E500");
         })
         .await;
+        server.shutdown().await;
+    }
+
+    /// The signed form of GZ-DEMO-0001, written out by hand as §7.2 of the style document defines it.
+    const DEMO_0001_SIGNED: &str = concat!(
+        r#"{"certificate_id":"GZ-DEMO-0001","#,
+        r#""fields":{"move_from_address":"北京市西城区复兴门内大街100号","#,
+        r#""move_to_address":"贵州省贵阳市云岩区中华北路1号","reason":"投靠亲属"},"#,
+        r#""holder":{"id_number":"11010519491231002X","id_type":"resident_id","name":"张三"},"#,
+        r#""issued_on":"2026-11-20","issuer":{"name":"贵阳市公安局云岩区分局","region":"520103"},"#,
+        r#""type":{"code":"household_transfer_permit","name":"准予迁入证明"},"#,
+        r#""valid_from":"2026-11-20","valid_until":"2036-11-19"}"#
+    );
+
+    /// The signatures §7.2 of the document prints.
+    const DEMO_0001_QZ: &str =
+        "dKcvlJNEkmFlbDU/++MyVUqOjdfuDcbrOJBKOKcKwKSPQIGORWADW/G77mnk7EwN8LzTU6RrbPHCzr0s/wuUAw==";
+    const DEMO_SM2_0001_QZ: &str =
+        "qENzBFdfgmyb3AA11L2iYsK6nahKzZ912mzt3x9irN2C6yZLHlgUBFqrYMNaLsg3Y2bCrUPoviIIjjVQJosRnw==";
+
+    fn verify_ed25519(public: &str, message: &str, qz: &Value) -> bool {
+        let key: [u8; 32] = STANDARD.decode(public).expect("base64").try_into().expect("32 bytes");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key).expect("public key");
+        let raw = STANDARD.decode(qz.as_str().expect("qz")).expect("base64");
+        let signature = ed25519_dalek::Signature::from_slice(&raw).expect("64 bytes");
+        key.verify_strict(message.as_bytes(), &signature).is_ok()
+    }
+
+    fn verify_sm2(public: &str, message: &str, qz: &Value) -> bool {
+        use sm2::dsa::signature::Verifier as _;
+        let key = STANDARD.decode(public).expect("base64");
+        let key = sm2::dsa::VerifyingKey::from_sec1_bytes("1234567812345678", &key).expect("public key");
+        let raw = STANDARD.decode(qz.as_str().expect("qz")).expect("base64");
+        let signature = sm2::dsa::Signature::from_slice(&raw).expect("r‖s");
+        key.verify(message.as_bytes(), &signature).is_ok()
+    }
+
+    async fn certificate(addr: std::net::SocketAddr, zzbh: &str) -> crate::mock::testutil::Resp {
+        must(addr, "GET", &format!("/api/zz/cx?zzbh={zzbh}"), &[], b"").await
+    }
+
+    #[tokio::test]
+    async fn demo_certificates_answer_natively_and_verify() {
+        let server = start("guizhou").await;
+        let addr = server.local_addr();
+
+        let r = certificate(addr, "GZ-DEMO-0001").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json;charset=UTF-8"));
+        let v = r.json();
+        assert_eq!((v["zt"].as_str(), v["xx"].as_str()), (Some("1"), Some("成功")));
+        let mut sj = v["sj"].clone();
+        let qm = sj.as_object_mut().expect("object").remove("qm").expect("signed");
+        assert_eq!(
+            sj,
+            json!({
+                "zzbh": "GZ-DEMO-0001",
+                "zzlxdm": "ZZ0104",
+                "zzmc": "准予迁入证明",
+                "cyrxm": "张三",
+                "cyrzjlx": "111",
+                "cyrzjhm": "11010519491231002X",
+                "fzjg": "贵阳市公安局云岩区分局",
+                "fzjgqh": "520103",
+                "fzrq": "2026-11-20",
+                "yxqq": "2026-11-20",
+                "yxqz": "2036-11-19",
+                "zzzt": "1",
+                "zzxx": {
+                    "qcdz": "北京市西城区复兴门内大街100号",
+                    "qrdz": "贵州省贵阳市云岩区中华北路1号",
+                    "qyyy": "投靠亲属"
+                }
+            })
+        );
+        assert_eq!((qm["sf"].as_str(), qm["my"].as_str()), (Some("Ed25519"), Some("gz-zzk-ed25519-2026")));
+        assert_eq!(qm.as_object().map(|o| o.len()), Some(3));
+        assert!(verify_ed25519(ED25519_2026, DEMO_0001_SIGNED, &qm["qz"]));
+        // Ed25519 is deterministic: the value §7.2 of the document prints.
+        assert_eq!(qm["qz"], DEMO_0001_QZ);
+        assert!(!verify_ed25519(ED25519_2019, DEMO_0001_SIGNED, &qm["qz"]));
+
+        let r = certificate(addr, "GZ-DEMO-SM2-0001").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let mut sj = r.json()["sj"].clone();
+        let qm = sj.as_object_mut().expect("object").remove("qm").expect("signed");
+        assert_eq!(
+            sj,
+            json!({
+                "zzbh": "GZ-DEMO-SM2-0001",
+                "zzlxdm": "ZZ0201",
+                "zzmc": "营业执照",
+                "cyrxm": "张三",
+                "cyrzjlx": "111",
+                "cyrzjhm": "11010519491231002X",
+                "fzjg": "贵阳市云岩区市场监督管理局",
+                "fzjgqh": "520103",
+                "fzrq": "2026-11-20",
+                "yxqq": "2026-11-20",
+                "zzzt": "1",
+                "zzxx": {
+                    "ztmc": "贵阳市云岩区张三便利店",
+                    "tyshxydm": "92520103MA6DL9P27T",
+                    "ztlx": "个体工商户",
+                    "jycs": "贵州省贵阳市云岩区中华北路1号",
+                    "jyfw": "日用百货零售"
+                }
+            })
+        );
+        assert_eq!((qm["sf"].as_str(), qm["my"].as_str()), (Some("SM2withSM3"), Some("gz-zzk-sm2-2026")));
+        let signed = concat!(
+            r#"{"certificate_id":"GZ-DEMO-SM2-0001","#,
+            r#""fields":{"address":"贵州省贵阳市云岩区中华北路1号","business_scope":"日用百货零售","#,
+            r#""credit_code":"92520103MA6DL9P27T","enterprise_name":"贵阳市云岩区张三便利店","#,
+            r#""enterprise_type":"个体工商户"},"#,
+            r#""holder":{"id_number":"11010519491231002X","id_type":"resident_id","name":"张三"},"#,
+            r#""issued_on":"2026-11-20","issuer":{"name":"贵阳市云岩区市场监督管理局","region":"520103"},"#,
+            r#""type":{"code":"business_license","name":"营业执照"},"valid_from":"2026-11-20"}"#
+        );
+        assert!(verify_sm2(SM2_2026, signed, &qm["qz"]));
+        // This mock's SM2 nonces are RFC 6979, so its value is fixed too (another signer's would differ).
+        assert_eq!(qm["qz"], DEMO_SM2_0001_QZ);
+        assert!(!verify_sm2(SM2_2026, DEMO_0001_SIGNED, &qm["qz"]));
+
+        // Tampered after signing: served as 李四, signed as 张三.
+        let v = certificate(addr, "GZ-DEMO-TAMPERED").await.json();
+        assert_eq!(v["sj"]["cyrxm"], "李四");
+        let as_signed = DEMO_0001_SIGNED.replace("GZ-DEMO-0001", "GZ-DEMO-TAMPERED");
+        let as_served = as_signed.replace("张三", "李四");
+        assert!(!verify_ed25519(ED25519_2026, &as_served, &v["sj"]["qm"]["qz"]));
+        assert!(verify_ed25519(ED25519_2026, &as_signed, &v["sj"]["qm"]["qz"]));
+
+        let v = certificate(addr, "GZ-DEMO-UNSIGNED").await.json();
+        assert_eq!(v["sj"]["zzzt"], "1");
+        assert!(v["sj"].get("qm").is_none(), "{v}");
+
+        let v = certificate(addr, "GZ-DEMO-OLDKEY").await.json();
+        assert_eq!((v["sj"]["fzrq"].as_str(), v["sj"]["yxqz"].as_str()), (Some("2020-06-01"), Some("2030-05-31")));
+        assert_eq!(v["sj"]["qm"]["my"], "gz-zzk-ed25519-2019");
+        let old = DEMO_0001_SIGNED
+            .replace("GZ-DEMO-0001", "GZ-DEMO-OLDKEY")
+            .replace(r#""issued_on":"2026-11-20""#, r#""issued_on":"2020-06-01""#)
+            .replace(
+                r#""valid_from":"2026-11-20","valid_until":"2036-11-19""#,
+                r#""valid_from":"2020-06-01","valid_until":"2030-05-31""#,
+            );
+        assert!(verify_ed25519(ED25519_2019, &old, &v["sj"]["qm"]["qz"]));
+
+        let v = certificate(addr, "GZ-DEMO-CANCELLED").await.json();
+        assert_eq!(v["sj"]["zzzt"], "2");
+        let cancelled = DEMO_0001_SIGNED.replace("GZ-DEMO-0001", "GZ-DEMO-CANCELLED");
+        assert!(verify_ed25519(ED25519_2026, &cancelled, &v["sj"]["qm"]["qz"]));
+
+        let v = certificate(addr, "GZ-DEMO-EXPIRED").await.json();
+        assert_eq!((v["sj"]["yxqq"].as_str(), v["sj"]["yxqz"].as_str()), (Some("2026-01-10"), Some("2026-02-18")));
+        let expired = DEMO_0001_SIGNED
+            .replace("GZ-DEMO-0001", "GZ-DEMO-EXPIRED")
+            .replace(r#""issued_on":"2026-11-20""#, r#""issued_on":"2026-01-10""#)
+            .replace(
+                r#""valid_from":"2026-11-20","valid_until":"2036-11-19""#,
+                r#""valid_from":"2026-01-10","valid_until":"2026-02-18""#,
+            );
+        assert!(verify_ed25519(ED25519_2026, &expired, &v["sj"]["qm"]["qz"]));
+
+        let r = certificate(addr, "GZ-DEMO-9999").await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json(), json!({"zt": "0", "cwdm": "E404", "xx": "证照不存在：GZ-DEMO-9999"}));
+        for (path, status, cwdm) in [
+            ("/api/zz/cx", 400, "E101"),
+            ("/api/zz/cx?zzbh=", 400, "E101"),
+            ("/api/zz/cx?zzbh=GZ-DEMO-0001&wbbh=x", 400, "E102"),
+        ] {
+            let r = must(addr, "GET", path, &[], b"").await;
+            assert_eq!((r.status, r.json()["cwdm"].as_str()), (status, Some(cwdm)), "{path}");
+        }
+        assert_eq!(must(addr, "POST", "/api/zz/cx?zzbh=GZ-DEMO-0001", JSON, b"{}").await.status, 405);
+        // 云南 serves the endpoint but holds no demo certificates.
+        let yunnan = start("yunnan").await;
+        assert_eq!(certificate(yunnan.local_addr(), "GZ-DEMO-0001").await.status, 404);
+        yunnan.shutdown().await;
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn approval_issues_a_certificate() {
+        let server = start("guizhou").await;
+        let addr = server.local_addr();
+        assert_eq!(post(addr, &valid()).await.status, 200);
+        let status = || must(addr, "GET", "/api/sb/cx?wbbh=TB-20261122-000001", &[], b"");
+        assert!(status().await.json()["sj"].get("zzbh").is_none());
+        // Moving to another state issues nothing.
+        assert_eq!(set_state(addr, "GZ2026000001", "03", None).await.status, 200);
+        assert!(status().await.json()["sj"].get("zzbh").is_none());
+
+        assert_eq!(set_state(addr, "GZ2026000001", "05", Some("准予迁入")).await.status, 200);
+        let today = now_beijing().date_naive();
+        let sv = status().await.json();
+        assert_eq!(sv["sj"]["bjzt"], "05");
+        assert_eq!(sv["sj"]["zzbh"], "GZ2026000001-ZZ");
+
+        let r = certificate(addr, "GZ2026000001-ZZ").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let sj = r.json()["sj"].clone();
+        let (from, until) =
+            (today.format("%Y-%m-%d").to_string(), (today + Days::new(39)).format("%Y-%m-%d").to_string());
+        assert_eq!((sj["cyrxm"].as_str(), sj["cyrzjlx"].as_str()), (Some("张三"), Some("111")));
+        assert_eq!(sj["cyrzjhm"], "520102199003075413");
+        assert_eq!((sj["zzlxdm"].as_str(), sj["zzmc"].as_str()), (Some("ZZ0104"), Some("准予迁入证明")));
+        assert_eq!((sj["fzjg"].as_str(), sj["fzjgqh"].as_str()), (Some("贵州省公安厅"), Some("520102")));
+        assert_eq!((sj["fzrq"].as_str(), sj["yxqq"].as_str()), (Some(from.as_str()), Some(from.as_str())));
+        assert_eq!(sj["yxqz"].as_str(), Some(until.as_str()));
+        assert_eq!(sj["zzzt"], "1");
+        assert_eq!(
+            sj["zzxx"],
+            json!({"qcdz": "广东省广州市天河区天河路100号", "qrdz": "贵州省贵阳市南明区新华路2号", "qyyy": "投靠亲属"})
+        );
+        assert_eq!(sj["qm"]["my"], "gz-zzk-ed25519-2026");
+        let signed = format!(
+            concat!(
+                r#"{{"certificate_id":"GZ2026000001-ZZ","#,
+                r#""fields":{{"move_from_address":"广东省广州市天河区天河路100号","#,
+                r#""move_to_address":"贵州省贵阳市南明区新华路2号","reason":"投靠亲属"}},"#,
+                r#""holder":{{"id_number":"520102199003075413","id_type":"resident_id","name":"张三"}},"#,
+                r#""issued_on":"{from}","issuer":{{"name":"贵州省公安厅","region":"520102"}},"#,
+                r#""type":{{"code":"household_transfer_permit","name":"准予迁入证明"}},"#,
+                r#""valid_from":"{from}","valid_until":"{until}"}}"#
+            ),
+            from = from,
+            until = until
+        );
+        assert!(verify_ed25519(ED25519_2026, &signed, &sj["qm"]["qz"]));
+
+        // Later moves keep the certificate; approving again issues no second one.
+        assert_eq!(set_state(addr, "GZ2026000001", "07", None).await.status, 200);
+        assert_eq!(set_state(addr, "GZ2026000001", "05", None).await.status, 200);
+        assert_eq!(status().await.json()["sj"]["zzbh"], "GZ2026000001-ZZ");
+        assert_eq!(certificate(addr, "GZ2026000001-ZZ").await.json()["sj"]["qm"], sj["qm"]);
+
+        // A legal person's 营业执照: 长期, holder by 统一社会信用代码.
+        let mut corp = valid();
+        let o = corp.as_object_mut().expect("object");
+        o.insert("wbbh".into(), json!("TB-corp-1"));
+        o.insert("sxbm".into(), json!("000201002000"));
+        o.insert("sxmc".into(), json!("营业执照设立登记"));
+        o.insert("sqrlx".into(), json!("2"));
+        o.insert("sqrxm".into(), json!("贵阳黔程科技有限公司"));
+        o.insert("zjlx".into(), json!("001"));
+        o.insert("zjhm".into(), json!("91520102MA6DL8K3XN"));
+        o.insert("tyshxydm".into(), json!("91520102MA6DL8K3XN"));
+        o.insert("fddbr".into(), json!("李明"));
+        o.remove("xb");
+        o.remove("csrq");
+        o.remove("lxdz");
+        assert_eq!(post(addr, &corp).await.status, 200);
+        assert_eq!(set_state(addr, "GZ2026000002", "05", None).await.status, 200);
+        let sj = certificate(addr, "GZ2026000002-ZZ").await.json()["sj"].clone();
+        assert_eq!((sj["zzlxdm"].as_str(), sj["cyrzjlx"].as_str()), (Some("ZZ0201"), Some("001")));
+        assert_eq!(sj["fzjg"], "贵州省市场监督管理局");
+        assert!(sj.get("yxqz").is_none(), "{sj}");
+        assert_eq!(sj["zzxx"], json!({"ztmc": "贵阳黔程科技有限公司", "tyshxydm": "91520102MA6DL8K3XN"}));
+        let signed = format!(
+            concat!(
+                r#"{{"certificate_id":"GZ2026000002-ZZ","#,
+                r#""fields":{{"credit_code":"91520102MA6DL8K3XN","enterprise_name":"贵阳黔程科技有限公司"}},"#,
+                r#""holder":{{"id_number":"91520102MA6DL8K3XN","id_type":"uscc","name":"贵阳黔程科技有限公司"}},"#,
+                r#""issued_on":"{from}","issuer":{{"name":"贵州省市场监督管理局","region":"520102"}},"#,
+                r#""type":{{"code":"business_license","name":"营业执照"}},"valid_from":"{from}"}}"#
+            ),
+            from = from
+        );
+        assert!(verify_ed25519(ED25519_2026, &signed, &sj["qm"]["qz"]));
+
+        // A matter without a certificate.
+        let mut card = valid();
+        card["wbbh"] = json!("TB-card-1");
+        card["sxbm"] = json!("000301003000");
+        card["sxmc"] = json!("社会保障卡申领");
+        assert_eq!(post(addr, &card).await.status, 200);
+        assert_eq!(set_state(addr, "GZ2026000003", "05", None).await.status, 200);
+        let sv = must(addr, "GET", "/api/sb/cx?wbbh=TB-card-1", &[], b"").await.json();
+        assert!(sv["sj"].get("zzbh").is_none(), "{sv}");
+        assert_eq!(certificate(addr, "GZ2026000003-ZZ").await.status, 404);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn yunnan_issues_with_its_own_issuer() {
+        let server = start("yunnan").await;
+        let addr = server.local_addr();
+        let mut v = valid();
+        v["blqh"] = json!("530102");
+        v.as_object_mut().expect("object").remove("lxdz");
+        assert_eq!(post(addr, &v).await.status, 200);
+        assert_eq!(set_state(addr, "YN2026000001", "05", None).await.status, 200);
+        let sj = certificate(addr, "YN2026000001-ZZ").await.json()["sj"].clone();
+        assert_eq!((sj["fzjg"].as_str(), sj["fzjgqh"].as_str()), (Some("云南省公安厅"), Some("530102")));
+        // No contact address: no 迁出地址.
+        assert_eq!(sj["zzxx"], json!({"qrdz": "云南省昆明市五华区东风西路2号", "qyyy": "投靠亲属"}));
+        assert_eq!(sj["qm"]["my"], "gz-zzk-ed25519-2026");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn certificate_status_is_set_by_the_control_endpoint() {
+        let server = start("guizhou").await;
+        let addr = server.local_addr();
+        let before = certificate(addr, "GZ-DEMO-0001").await.json();
+        for zzzt in ["2", "3", "1"] {
+            let r = control(addr, "POST", "/_mock/certificate", json!({"zzbh": "GZ-DEMO-0001", "zzzt": zzzt})).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(r.json(), json!({"zzbh": "GZ-DEMO-0001", "zzzt": zzzt}));
+            let v = certificate(addr, "GZ-DEMO-0001").await.json();
+            assert_eq!(v["sj"]["zzzt"], zzzt);
+            // The status is not signed: the signature stays as it was.
+            assert_eq!(v["sj"]["qm"], before["sj"]["qm"]);
+        }
+        let r = control(addr, "POST", "/_mock/certificate", json!({"zzbh": "GZ-DEMO-9999", "zzzt": "2"})).await;
+        assert_eq!(r.status, 404);
+        for bad in [
+            json!({"zzbh": "GZ-DEMO-0001", "zzzt": "4"}),
+            json!({"zzbh": "GZ-DEMO-0001", "zzzt": 2}),
+            json!({"zzbh": "GZ-DEMO-0001"}),
+            json!({"zzbh": "GZ-DEMO-0001", "zzzt": "2", "x": 1}),
+        ] {
+            assert_eq!(control(addr, "POST", "/_mock/certificate", bad.clone()).await.status, 400, "{bad}");
+        }
+        assert_eq!(certificate(addr, "GZ-DEMO-0001").await.json()["sj"]["zzzt"], "1");
+        // Control requests are not recorded; the queries above are.
+        assert!(received(addr).await.iter().all(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/api/zz/cx"))));
         server.shutdown().await;
     }
 

@@ -5,7 +5,10 @@
 //!
 //! - `GET /_mock/received` — every business request, oldest first; `DELETE` clears the list.
 //! - `POST /_mock/fault` `{"mode":"none"|"down"|"slow"|"http_500"|"business_error","delay_ms":N}`.
-//! - `POST /_mock/state` `{"case_number","state","opinion"?}` — moves a case (own state codes).
+//! - `POST /_mock/state` `{"case_number","state","opinion"?}` — moves a case (own state codes);
+//!   approving a case on a `pinyin-json` platform may issue a certificate (办结出证).
+//! - `POST /_mock/certificate` `{"zzbh","zzzt"}` — changes a certificate's status (证照状态), e.g.
+//!   to cancel it after it was printed; only `pinyin-json` platforms hold certificates.
 //! - `GET /_mock/cases` — `[{"case_number","external_id","state","opinion"}]`.
 //! - `GET /_mock/connections` — `{"accepted": N}`, TCP connections accepted so far.
 
@@ -29,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::state::{CaseState, CaseStore};
+use super::certificate::{CertStatus, Certificate, CertificateStore};
+use super::state::{Case, CaseState, CaseStore, now_beijing};
 use super::validate::Reject;
 use super::{MockPlatform, Style};
 use super::{envelope_json, gbk_xml, ns_xml, pinyin_json, snake_json, upper_xml};
@@ -61,12 +65,18 @@ pub(crate) struct Reply {
 pub(crate) struct Ctx<'a> {
     pub platform: &'static MockPlatform,
     store: &'a Mutex<CaseStore>,
+    certificates: &'a Mutex<CertificateStore>,
 }
 
 impl Ctx<'_> {
     /// The case store, locked.
     pub(crate) fn store(&self) -> MutexGuard<'_, CaseStore> {
         lock(self.store)
+    }
+
+    /// The certificate library (证照库), locked; never lock the case store while holding it.
+    pub(crate) fn certificates(&self) -> MutexGuard<'_, CertificateStore> {
+        lock(self.certificates)
     }
 }
 
@@ -128,6 +138,7 @@ struct Received {
 struct Shared {
     platform: &'static MockPlatform,
     store: Mutex<CaseStore>,
+    certificates: Mutex<CertificateStore>,
     received: Mutex<Vec<Received>>,
     fault: Mutex<Fault>,
     /// TCP connections accepted so far, so tests can see whether callers reuse connections.
@@ -155,6 +166,7 @@ impl MockServer {
         let shared = Arc::new(Shared {
             platform,
             store: Mutex::new(CaseStore::default()),
+            certificates: Mutex::new(CertificateStore::for_platform(platform.name)),
             received: Mutex::new(Vec::new()),
             connections: std::sync::atomic::AtomicUsize::new(0),
             fault: Mutex::new(Fault { mode: FaultMode::None, delay_ms: DEFAULT_DELAY_MS }),
@@ -337,7 +349,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
     };
     let req = Req { method, path, query, content_type, body };
-    let ctx = Ctx { platform, store: &shared.store };
+    let ctx = Ctx { platform, store: &shared.store, certificates: &shared.certificates };
     let reply = dispatch(&ctx, &req);
     tracing::info!(platform = platform.name, status = reply.status.as_u16(), "Mock platform answered.");
     Ok(respond(reply.status, reply.content_type, reply.body))
@@ -388,6 +400,22 @@ fn states(style: Style) -> &'static [(&'static str, CaseState)] {
     }
 }
 
+/// The certificate status codes (证照状态) of a style; empty for styles without certificates.
+fn certificate_states(style: Style) -> &'static [(&'static str, CertStatus)] {
+    match style {
+        Style::PinyinJson => pinyin_json::CERT_STATES,
+        _ => &[],
+    }
+}
+
+/// The certificate a style's platform issues when a case is approved (办结出证), if any.
+fn issue_on_approval(platform: &'static MockPlatform, case: &Case) -> Option<Certificate> {
+    match platform.style {
+        Style::PinyinJson => pinyin_json::issue(platform, case, now_beijing().date_naive()),
+        _ => None,
+    }
+}
+
 /// A state's code on a style's platforms.
 pub(crate) fn state_code(table: &[(&'static str, CaseState)], state: CaseState) -> &'static str {
     table.iter().find(|(_, s)| *s == state).map_or("", |(c, _)| c)
@@ -413,6 +441,13 @@ struct StateRequest {
     case_number: String,
     state: String,
     opinion: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateRequest {
+    zzbh: String,
+    zzzt: String,
 }
 
 fn bad_request(message: String) -> Response<Full<Bytes>> {
@@ -474,7 +509,24 @@ fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respons
                 let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
                 return bad_request(format!("state {:?} is not one of this platform's codes {codes:?}", req.state));
             };
-            match lock(&shared.store).set_state(&req.case_number, state, req.opinion) {
+            let mut store = lock(&shared.store);
+            let moved = store.set_state(&req.case_number, state, req.opinion);
+            // Issued once, on the first approval; later moves keep the certificate.
+            let issued = moved
+                .as_ref()
+                .filter(|c| c.state == CaseState::Approved && c.certificate_id.is_none())
+                .and_then(|c| issue_on_approval(shared.platform, c));
+            if let Some(cert) = issued {
+                tracing::info!(
+                    platform = shared.platform.name,
+                    certificate = %cert.id,
+                    "Certificate issued on approval."
+                );
+                store.set_certificate(&req.case_number, &cert.id);
+                lock(&shared.certificates).insert(cert);
+            }
+            drop(store);
+            match moved {
                 Some(case) => json_reply(
                     StatusCode::OK,
                     &json!({
@@ -486,6 +538,31 @@ fn control(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Respons
                 ),
                 None => {
                     json_reply(StatusCode::NOT_FOUND, &json!({"error": format!("unknown case {}", req.case_number)}))
+                }
+            }
+        }
+        ("POST", "/_mock/certificate") => {
+            let req: CertificateRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return bad_request(format!("invalid certificate request: {e}")),
+            };
+            let table = certificate_states(style);
+            let Some(status) = table.iter().find(|(c, _)| *c == req.zzzt).map(|(_, s)| *s) else {
+                let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
+                return bad_request(format!("zzzt {:?} is not one of this platform's codes {codes:?}", req.zzzt));
+            };
+            match lock(&shared.certificates).set_status(&req.zzbh, status) {
+                Some(cert) => {
+                    tracing::info!(
+                        platform = shared.platform.name,
+                        certificate = %cert.id,
+                        zzzt = %req.zzzt,
+                        "Certificate status set."
+                    );
+                    json_reply(StatusCode::OK, &json!({"zzbh": cert.id, "zzzt": req.zzzt}))
+                }
+                None => {
+                    json_reply(StatusCode::NOT_FOUND, &json!({"error": format!("unknown certificate {}", req.zzbh)}))
                 }
             }
         }

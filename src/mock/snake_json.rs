@@ -242,7 +242,7 @@ fn submit(ctx: &Ctx<'_>, req: &Req) -> Result<Reply, Reject> {
         base64_whitespace: false,
     };
     let accepted = validate::submission(ctx.platform, &raw, &dialect)?;
-    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted.external_id);
+    let (case, created) = ctx.store().submit(ctx.platform.case_prefix, &accepted);
     tracing::info!(platform = ctx.platform.name, case = %case.case_number, created, "Submission accepted.");
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(reply(status, &application(&case)))

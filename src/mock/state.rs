@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 
+use super::validate::{Accepted, Applicant};
+
 /// The lifecycle states every platform knows, each under its own codes (办件状态).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CaseState {
@@ -32,6 +34,14 @@ pub(crate) struct Case {
     pub opinion: Option<String>,
     pub created: DateTime<FixedOffset>,
     pub updated: DateTime<FixedOffset>,
+    /// 事项编码.
+    pub matter_code: String,
+    /// 办理区划.
+    pub handling_region: String,
+    /// 申请人, as submitted.
+    pub applicant: Applicant,
+    /// 证照编号 of the certificate issued on approval (办结出证), once there is one.
+    pub certificate_id: Option<String>,
 }
 
 /// All cases of one platform instance; sequence numbers start at 1.
@@ -52,7 +62,8 @@ pub(crate) fn now_beijing() -> DateTime<FixedOffset> {
 impl CaseStore {
     /// Registers a submission; answers the existing case (and `false`) when the external id is
     /// already known, so a repeated submit is idempotent.
-    pub(crate) fn submit(&mut self, prefix: &str, external_id: &str) -> (Case, bool) {
+    pub(crate) fn submit(&mut self, prefix: &str, accepted: &Accepted) -> (Case, bool) {
+        let external_id = accepted.external_id.as_str();
         if let Some(case) = self.by_external(external_id) {
             return (case.clone(), false);
         }
@@ -67,6 +78,10 @@ impl CaseStore {
             opinion: None,
             created: now,
             updated: now,
+            matter_code: accepted.matter_code.clone(),
+            handling_region: accepted.handling_region.clone(),
+            applicant: accepted.applicant.clone(),
+            certificate_id: None,
         };
         let index = self.cases.len();
         self.cases.push(case.clone());
@@ -95,6 +110,15 @@ impl CaseStore {
         Some(case.clone())
     }
 
+    /// Records the certificate issued for a case (办结出证); `false` when the case is unknown.
+    pub(crate) fn set_certificate(&mut self, case_number: &str, certificate_id: &str) -> bool {
+        let Some(case) = self.by_number.get(case_number).and_then(|&i| self.cases.get_mut(i)) else {
+            return false;
+        };
+        case.certificate_id = Some(certificate_id.to_owned());
+        true
+    }
+
     /// Every case, oldest first.
     pub(crate) fn all(&self) -> &[Case] {
         &self.cases
@@ -104,22 +128,43 @@ impl CaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock::validate::IdType;
+
+    fn accepted(external_id: &str) -> Accepted {
+        Accepted {
+            external_id: external_id.to_owned(),
+            matter_code: "000104001000".to_owned(),
+            handling_region: "520102".to_owned(),
+            applicant: Applicant {
+                name: "张三".to_owned(),
+                id_type: IdType::ResidentId,
+                id_number: "520102199003075413".to_owned(),
+                address: None,
+                credit_code: None,
+            },
+        }
+    }
 
     #[test]
     fn numbers_are_sequential_and_submits_idempotent() {
         let mut store = CaseStore::default();
-        let (a, created) = store.submit("GZ", "ext-1");
+        let (a, created) = store.submit("GZ", &accepted("ext-1"));
         assert!(created);
         assert_eq!(a.case_number, "GZ2026000001");
-        let (b, created) = store.submit("GZ", "ext-2");
+        assert_eq!(a.applicant.name, "张三");
+        assert_eq!(a.certificate_id, None);
+        let (b, created) = store.submit("GZ", &accepted("ext-2"));
         assert!(created);
         assert_eq!(b.case_number, "GZ2026000002");
-        let (again, created) = store.submit("GZ", "ext-1");
+        let (again, created) = store.submit("GZ", &accepted("ext-1"));
         assert!(!created);
         assert_eq!(again.case_number, "GZ2026000001");
         let moved = store.set_state("GZ2026000002", CaseState::Approved, Some("准予".into()));
         assert_eq!(moved.map(|c| c.state), Some(CaseState::Approved));
         assert!(store.set_state("GZ2026000009", CaseState::Approved, None).is_none());
+        assert!(store.set_certificate("GZ2026000002", "GZ2026000002-ZZ"));
+        assert!(!store.set_certificate("GZ2026000009", "x"));
+        assert_eq!(store.by_number("GZ2026000002").and_then(|c| c.certificate_id.as_deref()), Some("GZ2026000002-ZZ"));
         assert_eq!(store.by_number("GZ2026000001").map(|c| c.external_id.as_str()), Some("ext-1"));
         assert_eq!(store.all().len(), 2);
         assert_eq!(now_beijing().offset().local_minus_utc(), 8 * 3600);

@@ -8,6 +8,12 @@ use tokio::net::TcpStream;
 
 use super::{MockServer, find};
 
+/// The demo public keys (standard base64) as `docs/platforms/pinyin-json.md` §7.3 prints them.
+pub(crate) const ED25519_2026: &str = "cl4ZVqKYntABkyJlG2ANjAyGSB4aQDWPt+yke61y62c=";
+pub(crate) const SM2_2026: &str =
+    "BDji6HvqGA+rM2oez/qwt9aUM/RhjpP6QqyMUug0Cfw4g8+xLbMCV8ha2i0P74TfpPYqh1AMfTcq1wKbq+sYrq8=";
+pub(crate) const ED25519_2019: &str = "DquLFFg53LAcLWmeHv/klwB8QOLgyBBXI5dPHCgWxW8=";
+
 /// An answer as read off the wire.
 #[derive(Debug)]
 pub(crate) struct Resp {

@@ -234,6 +234,26 @@ pub(crate) struct RawMaterial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Accepted {
     pub external_id: String,
+    /// 事项编码.
+    pub matter_code: String,
+    /// 办理区划.
+    pub handling_region: String,
+    pub applicant: Applicant,
+}
+
+/// What the platform keeps of the applicant (申请人), e.g. to issue a certificate (出证).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Applicant {
+    /// 申请人姓名 (法人: 单位名称).
+    pub name: String,
+    /// 证件类型.
+    pub id_type: IdType,
+    /// 证件号码.
+    pub id_number: String,
+    /// 联系地址, when given.
+    pub address: Option<String>,
+    /// 统一社会信用代码 (法人 only).
+    pub credit_code: Option<String>,
 }
 
 fn need<'v>(value: &'v Option<String>, field: &str) -> Result<&'v str, Reject> {
@@ -282,7 +302,7 @@ pub(crate) fn submission(platform: &MockPlatform, raw: &RawSubmission, d: &Diale
     let accepting = need(&raw.accepting_region, &n.accepting_region)?;
     check_region(accepting).map_err(|why| Reject::invalid(&n.accepting_region, why))?;
     code(d.modes, need(&raw.mode, &n.mode)?, &n.mode)?;
-    applicant(&raw.applicant, d)?;
+    let applicant = applicant(&raw.applicant, d)?;
     for (i, m) in raw.materials.iter().enumerate() {
         material(i, m, d)?;
     }
@@ -311,13 +331,19 @@ pub(crate) fn submission(platform: &MockPlatform, raw: &RawSubmission, d: &Diale
             ),
         ));
     }
-    Ok(Accepted { external_id: external_id.to_owned() })
+    Ok(Accepted {
+        external_id: external_id.to_owned(),
+        matter_code: matter_code.to_owned(),
+        handling_region: handling.to_owned(),
+        applicant,
+    })
 }
 
-fn applicant(a: &RawApplicant, d: &Dialect<'_>) -> Result<(), Reject> {
+fn applicant(a: &RawApplicant, d: &Dialect<'_>) -> Result<Applicant, Reject> {
     let n = &d.names;
     let kind = code(d.kinds, need(&a.kind, &n.kind)?, &n.kind)?;
-    text(need(&a.name, &n.applicant_name)?, &n.applicant_name, 100)?;
+    let name = need(&a.name, &n.applicant_name)?;
+    text(name, &n.applicant_name, 100)?;
     let id_type = code(d.id_types, need(&a.id_type, &n.id_type)?, &n.id_type)?;
     let id_number = need(&a.id_number, &n.id_number)?;
     check_id_number(id_type, id_number).map_err(|why| Reject::invalid(&n.id_number, why))?;
@@ -354,7 +380,14 @@ fn applicant(a: &RawApplicant, d: &Dialect<'_>) -> Result<(), Reject> {
             text(need(&a.legal_rep, &n.legal_rep)?, &n.legal_rep, 100)?;
         }
     }
-    Ok(())
+    let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+    Ok(Applicant {
+        name: name.to_owned(),
+        id_type,
+        id_number: id_number.to_owned(),
+        address: given(&a.address),
+        credit_code: given(&a.credit_code),
+    })
 }
 
 fn material(index: usize, m: &RawMaterial, d: &Dialect<'_>) -> Result<(), Reject> {

@@ -126,20 +126,21 @@ impl Masker<'_> {
         let mut token_start = true;
         while i < len {
             let Some(b) = self.byte(i) else { break };
-            if b == 0x1b {
-                if let Some(end) = ansi_end(self.bytes, i) {
-                    i = end;
-                    token_start = true;
-                    continue;
-                }
+            if b == 0x1b
+                && let Some(end) = ansi_end(self.bytes, i)
+            {
+                i = end;
+                token_start = true;
+                continue;
             }
-            if token_start && b.is_ascii_hexdigit() {
-                if let Some(end) = self.hex_token_end(i) {
-                    // What follows stands alone: neither a letter nor a digit.
-                    i = end;
-                    token_start = false;
-                    continue;
-                }
+            if token_start
+                && b.is_ascii_hexdigit()
+                && let Some(end) = self.hex_token_end(i)
+            {
+                // What follows stands alone: neither a letter nor a digit.
+                i = end;
+                token_start = false;
+                continue;
             }
             if b.is_ascii_digit() {
                 i = self.digit_run(i);
@@ -149,12 +150,12 @@ impl Masker<'_> {
             if token_start && b.is_ascii_alphabetic() {
                 let key_end = self.ident_end(i);
                 let key = self.text.get(i..key_end).unwrap_or_default();
-                if NAME_KEYS.contains(&key) {
-                    if let Some(end) = self.name_value(i, key_end) {
-                        i = end;
-                        token_start = !self.byte(i.saturating_sub(1)).is_some_and(is_ident);
-                        continue;
-                    }
+                if NAME_KEYS.contains(&key)
+                    && let Some(end) = self.name_value(i, key_end)
+                {
+                    i = end;
+                    token_start = !self.byte(i.saturating_sub(1)).is_some_and(is_ident);
+                    continue;
                 }
             }
             token_start = !is_ident(b);

@@ -88,15 +88,15 @@ pub async fn call(
         }
         Err(err) => return Err(bad(err.to_string())),
     };
-    if let Some(envelope) = &adapter.envelope {
-        if let Some(business) = envelope.check(&doc) {
-            return Err(GatewayError::UpstreamBusiness {
-                adapter: adapter.name.clone(),
-                outcome: business.outcome,
-                code: business.code,
-                message: business.message,
-            });
-        }
+    if let Some(envelope) = &adapter.envelope
+        && let Some(business) = envelope.check(&doc)
+    {
+        return Err(GatewayError::UpstreamBusiness {
+            adapter: adapter.name.clone(),
+            outcome: business.outcome,
+            code: business.code,
+            message: business.message,
+        });
     }
     if !answer.status.is_success() {
         return Err(bad(format!("HTTP {}: {}", answer.status, snippet(&answer.body))));

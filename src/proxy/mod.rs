@@ -54,6 +54,8 @@ pub struct Gateway {
     pub health: HealthBoard,
     /// Proxy acceptances: the durable store and its clock.
     pub acceptances: Acceptances,
+    /// Certificate printing: print jobs and the token key, when `[printing]` is configured.
+    pub printing: Option<crate::certificate::print::PrintDesk>,
     adjust: Adjust,
     reloading: Mutex<()>,
 }
@@ -85,6 +87,7 @@ impl Gateway {
                 clock: crate::acceptance::clock::Clock::new(),
                 wake: tokio::sync::Notify::new(),
             },
+            printing: None,
             adjust,
             reloading: Mutex::new(()),
         }
@@ -276,7 +279,17 @@ pub async fn start_with(
             Ok(Err(err)) => return Err(std::io::Error::other(err.to_string())),
             Err(err) => return Err(std::io::Error::other(err.to_string())),
         };
-    let gateway = Arc::new(Gateway::new(federation, adjust, store, materials));
+    let printing = match federation.printing.clone() {
+        Some(settings) => match tokio::task::spawn_blocking(move || open_print_desk(&settings)).await {
+            Ok(Ok(desk)) => Some(desk),
+            Ok(Err(err)) => return Err(std::io::Error::other(err)),
+            Err(err) => return Err(std::io::Error::other(err.to_string())),
+        },
+        None => None,
+    };
+    let mut gateway = Gateway::new(federation, adjust, store, materials);
+    gateway.printing = printing;
+    let gateway = Arc::new(gateway);
     let (shutdown, watcher) = signal::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
@@ -297,12 +310,21 @@ pub async fn start_with(
     if let Some(interval) = observe.probe_interval {
         tasks.push(tokio::spawn(health::run(gateway.clone(), interval, watcher.clone())));
     }
-    if observe.watch {
-        if let Some(registered) = watch::register(&sources) {
-            tasks.push(tokio::spawn(watch::run(gateway.clone(), registered, watcher)));
-        }
+    if observe.watch
+        && let Some(registered) = watch::register(&sources)
+    {
+        tasks.push(tokio::spawn(watch::run(gateway.clone(), registered, watcher)));
     }
     Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks })
+}
+
+/// The print job store and the token key; both must open before the gateway serves.
+fn open_print_desk(
+    settings: &crate::config::load::PrintingSettings,
+) -> Result<crate::certificate::print::PrintDesk, String> {
+    let store = crate::store::prints::PrintStore::open(&settings.store).map_err(|e| e.to_string())?;
+    let key = crate::certificate::token::TokenKey::load_or_create(&settings.token_key)?;
+    Ok(crate::certificate::print::PrintDesk { store, key })
 }
 
 /// Prunes idle limiter keys and refreshes the cache gauges, so memory stays bounded.

@@ -123,7 +123,8 @@ async fn dispatch(
     x: &mut Exchange,
 ) -> Result<Reply, GatewayError> {
     let federation = gateway.federation();
-    if request.uri().path().starts_with("/v1/") {
+    // Anyone who scans a printed QR code may verify it: no partner identity needed.
+    if request.uri().path().starts_with("/v1/") && !request.uri().path().starts_with("/v1/verify/") {
         x.caller = Some(admit::identify(&federation, request.headers(), peer)?);
     }
     let method = request.method().clone();
@@ -194,6 +195,40 @@ async fn dispatch(
         }
         (["v1", "acceptances", _, "events"], _) => Err(not_allowed("POST")),
         (["v1", "acceptances", _], _) => Err(not_allowed("GET")),
+        (["v1", "certificates", raw_id], &Method::GET) => {
+            let id = percent_decode(raw_id);
+            let region = query_param(query.as_deref(), "issuer_region");
+            crate::certificate::print::show_certificate(gateway, &federation, x, &id, region.as_deref()).await
+        }
+        (["v1", "certificates", _], _) => Err(not_allowed("GET")),
+        (["v1", "print-jobs"], &Method::POST) => {
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            crate::certificate::print::create(gateway, &federation, x, &bytes).await
+        }
+        (["v1", "print-jobs"], &Method::GET) => {
+            let site = query_param(query.as_deref(), "site");
+            let state = query_param(query.as_deref(), "state");
+            crate::certificate::print::list(gateway, &federation, x, site, state).await
+        }
+        (["v1", "print-jobs"], _) => Err(not_allowed("GET, POST")),
+        (["v1", "print-jobs", job], &Method::GET) => {
+            crate::certificate::print::show(gateway, &federation, x, job).await
+        }
+        (["v1", "print-jobs", _], _) => Err(not_allowed("GET")),
+        (["v1", "print-jobs", job, "document"], &Method::GET) => {
+            crate::certificate::print::document(gateway, &federation, x, job).await
+        }
+        (["v1", "print-jobs", _, "document"], _) => Err(not_allowed("GET")),
+        (["v1", "print-jobs", job, "printed"], &Method::POST) => {
+            let job = job.to_string();
+            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            crate::certificate::print::printed(gateway, &federation, x, &job, &bytes).await
+        }
+        (["v1", "print-jobs", _, "printed"], _) => Err(not_allowed("POST")),
+        (["v1", "verify", token], &Method::GET) => {
+            crate::certificate::print::check(gateway, &federation, x, token).await
+        }
+        (["v1", "verify", _], _) => Err(not_allowed("GET")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
     }
 }
@@ -266,7 +301,7 @@ async fn status(
         "state": state,
         "route": route.to_json(),
     });
-    copy_optional(&answer, &mut out, &["updated_at", "message"]);
+    copy_optional(&answer, &mut out, &["updated_at", "message", "certificate_id"]);
     Ok(out)
 }
 
@@ -329,6 +364,8 @@ async fn native(
         Operation::Submit => (StatusCode::CREATED, submit(gateway, federation, &mut canonical, x).await?),
         Operation::Status => (StatusCode::OK, status(gateway, federation, &canonical, x).await?),
         Operation::Matters => (StatusCode::OK, matters(gateway, federation, &canonical, x).await?),
+        // Certificates are fetched by the gateway, never pushed to it.
+        Operation::Certificate => return Err(unsupported()),
     };
     let native = mapping.to_native(MessageKind::Response, &answer).map_err(|err| {
         GatewayError::Internal(format!(
@@ -380,7 +417,7 @@ pub(crate) fn admit(
 }
 
 /// An idempotent lookup: from the cache when the adapter caches the operation, else the platform.
-async fn lookup(
+pub(crate) async fn lookup(
     gateway: &Gateway,
     x: &mut Exchange,
     adapter: &Arc<Adapter>,
@@ -454,10 +491,10 @@ pub(crate) async fn call_platform(
         .upstream_duration
         .with_label_values(&[adapter.name.as_str(), operation.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    if let Err(error) = &result {
-        if error.spec().side == crate::problem::Side::Upstream {
-            metrics.upstream_errors.with_label_values(&[adapter.name.as_str(), error.spec().slug]).inc();
-        }
+    if let Err(error) = &result
+        && error.spec().side == crate::problem::Side::Upstream
+    {
+        metrics.upstream_errors.with_label_values(&[adapter.name.as_str(), error.spec().slug]).inc();
     }
     result
 }

@@ -86,7 +86,7 @@ pub fn query_region(federation: &Federation, code: Option<&str>, name: &'static 
     let Some(code) = code else {
         return Err(GatewayError::BadQuery {
             name,
-            detail: "is required: give the 6-digit region code (GB/T 2260), e.g. ?region=520102".into(),
+            detail: format!("is required: give the 6-digit region code (GB/T 2260), e.g. ?{name}=520102"),
         });
     };
     federation

@@ -41,10 +41,10 @@ impl Upstream {
     }
 
     fn client(&self, connect_timeout: Duration) -> HttpClient {
-        if let Ok(clients) = self.clients.read() {
-            if let Some(client) = clients.get(&connect_timeout) {
-                return client.clone();
-            }
+        if let Ok(clients) = self.clients.read()
+            && let Some(client) = clients.get(&connect_timeout)
+        {
+            return client.clone();
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));

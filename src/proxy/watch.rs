@@ -25,10 +25,10 @@ pub fn register(sources: &[PathBuf]) -> Option<ConfigWatch> {
     let (tx, changes) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Reads (our own reloads open every file) are not changes.
-        if let Ok(event) = event {
-            if event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove() {
-                let _ = tx.send(());
-            }
+        if let Ok(event) = event
+            && (event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove())
+        {
+            let _ = tx.send(());
         }
     });
     let mut watcher = match watcher {

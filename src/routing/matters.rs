@@ -405,10 +405,10 @@ impl MatterList {
                 || (covers(&a.regions[1], exchange.accepting) && covers(&a.regions[0], exchange.handling));
             pair && a.matters.iter().any(|m| m == exchange.matter)
         });
-        if let Some(agreement) = agreement {
-            if agreement.modes.contains(&exchange.mode) {
-                return Ok(());
-            }
+        if let Some(agreement) = agreement
+            && agreement.modes.contains(&exchange.mode)
+        {
+            return Ok(());
         }
         let Some(entry) = self.entries.get(exchange.matter) else {
             if let Some(agreement) = agreement {

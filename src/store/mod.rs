@@ -14,6 +14,7 @@
 //! `rejected`, … set by [`AcceptanceStore::record_state`]); a record that cannot be delivered goes
 //! to `dead_letter` and comes back with [`AcceptanceStore::requeue`].
 
+pub mod prints;
 mod sqlite;
 
 use std::path::PathBuf;

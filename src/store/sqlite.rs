@@ -394,10 +394,10 @@ fn commit_group<'a>(
 fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreError> {
     let op = "accept";
     // (No let-chains: rust-version is 1.85.)
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = find_by(tx, "idempotency_key", key).map_err(db(op))? {
-            return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
-        }
+    if let Some(key) = &new.idempotency_key
+        && let Some(existing) = find_by(tx, "idempotency_key", key).map_err(db(op))?
+    {
+        return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
     }
     if let Some(existing) = find_by(tx, "application_id", &new.application_id).map_err(db(op))? {
         if new.idempotency_key.is_some() {

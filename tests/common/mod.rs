@@ -91,10 +91,16 @@ impl Harness {
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let store_dir = tempfile::tempdir().unwrap();
         let store = store_dir.path().join("acceptances.sqlite");
+        let verify_url = format!("http://{}/v1/verify/", public.local_addr().unwrap());
         let adjust_all: tongban::proxy::Adjust = Box::new(move |federation| {
             let mut federation = federation.with_origins(&origins);
             federation.acceptance.store = store.clone();
             federation.acceptance.materials = store.with_file_name("materials");
+            if let Some(printing) = &mut federation.printing {
+                printing.store = store.with_file_name("prints.sqlite");
+                printing.token_key = store.with_file_name("print-token.key");
+                printing.verify_url = verify_url.clone();
+            }
             federation.observe.watch = false;
             federation.observe.probe_interval = None;
             adjust(&mut federation);

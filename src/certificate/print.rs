@@ -1,0 +1,668 @@
+//! Remote certificate printing (异地打证): fetch and verify a certificate from its issuer, render
+//! it, queue it for a window or self-service terminal, confirm it printed, and answer anyone who
+//! scans its QR code.
+//!
+//! ```text
+//! POST /v1/print-jobs ─▶ decode ─▶ fetch (issuer's adapter, operation `certificate`, cache)
+//!   ─▶ verify signature ─▶ printable today? ─▶ print-once rule ─▶ render PDF ─▶ record ─▶ 201
+//! GET  /v1/print-jobs?site=ID            a site's queue
+//! GET  /v1/print-jobs/{id}[/document]    the job, its PDF
+//! POST /v1/print-jobs/{id}/printed       the site confirms
+//! GET  /v1/verify/{token}                genuine, reprinted, superseded, cancelled, expired, unknown
+//! GET  /v1/certificates/{id}?issuer_region=CODE   the verified certificate itself
+//! ```
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::template::{PrintFacts, RenderFailure};
+use super::token::TokenKey;
+use super::verify::{self, VerifyError};
+use super::{Certificate, NotPrintable, beijing_today};
+use crate::adapter::{Adapter, Operation};
+use crate::canonical::validate::FieldError;
+use crate::config::Federation;
+use crate::problem::GatewayError;
+use crate::proxy::Gateway;
+use crate::proxy::pipeline::{self, Exchange};
+use crate::proxy::respond::{self, Reply};
+use crate::proxy::route;
+use crate::store::prints::{JOB_PRINTED, JOB_QUEUED, PrintJob, PrintStore, PrintStoreError};
+
+/// What the gateway keeps for printing across reloads: the job store and the token key.
+#[derive(Debug, Clone)]
+pub struct PrintDesk {
+    /// Print jobs and their documents.
+    pub store: PrintStore,
+    /// Signs the tokens in QR codes.
+    pub key: TokenKey,
+}
+
+/// A certificate fetched from its issuer and verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The certificate.
+    pub certificate: Certificate,
+    /// The issuing platform.
+    pub adapter: Arc<Adapter>,
+    /// The key that vouched for it.
+    pub key_id: String,
+}
+
+fn today(gateway: &Gateway) -> chrono::NaiveDate {
+    let ms = gateway.acceptances.clock.now_ms();
+    beijing_today(chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default())
+}
+
+fn shaped_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Fetches a certificate through its issuer's adapter (cached like other lookups) and verifies it.
+pub async fn fetch(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    certificate_id: &str,
+    issuer_region: Option<&str>,
+) -> Result<Verified, GatewayError> {
+    if !shaped_id(certificate_id) {
+        return Err(GatewayError::InvalidRequest {
+            errors: vec![FieldError {
+                field: "/certificate_id".into(),
+                detail: format!("'{certificate_id}' is not a certificate number: 1–64 letters, digits, '-' or '_'"),
+            }],
+        });
+    }
+    let region = route::query_region(federation, issuer_region, "issuer_region")?;
+    let route = route::platform(federation, region)?;
+    let adapter = route.adapter.clone();
+    if !adapter.operations.contains_key(&Operation::Certificate) {
+        return Err(GatewayError::NoCertificateLibrary { adapter: adapter.name.clone() });
+    }
+    x.operation = Some(Operation::Certificate);
+    x.target = Some(adapter.name.clone());
+    pipeline::admit(gateway, federation, x, &adapter, Operation::Certificate)?;
+    let request = json!({ "certificate_id": certificate_id, "issuer_region": route.to.code });
+    let answer = pipeline::lookup(gateway, x, &adapter, Operation::Certificate, &request, certificate_answer).await?;
+    let certificate = Certificate::from_canonical(&answer).map_err(|error| GatewayError::UpstreamBadAnswer {
+        adapter: adapter.name.clone(),
+        detail: format!("the certificate does not fit the canonical model: {}", error.0),
+        status: 200,
+    })?;
+    if certificate.certificate_id != certificate_id {
+        return Err(GatewayError::UpstreamBadAnswer {
+            adapter: adapter.name.clone(),
+            detail: format!(
+                "asked for certificate {certificate_id}, the platform answered {}",
+                certificate.certificate_id
+            ),
+            status: 200,
+        });
+    }
+    let outcome = verify::verify(&certificate, &adapter.certificate_keys, today(gateway));
+    let label = match &outcome {
+        Ok(_) => "verified",
+        Err(error) => refusal_code(error),
+    };
+    gateway.metrics.certificate_verifications.with_label_values(&[adapter.name.as_str(), label]).inc();
+    match outcome {
+        Ok(key) => {
+            let key_id = key.id.clone();
+            Ok(Verified { certificate, adapter, key_id })
+        }
+        Err(error) => {
+            tracing::warn!(request_id = %x.cx.request_id, platform = %adapter.name, certificate_id, verification = label, "Certificate refused: {error}.");
+            Err(GatewayError::CertificateUnverified {
+                adapter: adapter.name.clone(),
+                certificate_id: certificate_id.to_owned(),
+                code: label,
+                reason: error.to_string(),
+                fix: refusal_fix(&error),
+            })
+        }
+    }
+}
+
+fn refusal_code(error: &VerifyError) -> &'static str {
+    match error {
+        VerifyError::Unsigned => "unsigned",
+        VerifyError::UnknownKey { .. } => "unknown-key",
+        VerifyError::AlgorithmMismatch { .. } => "algorithm-mismatch",
+        VerifyError::KeyNotTrusted { .. } => "key-not-trusted",
+        VerifyError::BadSignature { .. } => "bad-signature",
+    }
+}
+
+fn refusal_fix(error: &VerifyError) -> &'static str {
+    match error {
+        VerifyError::Unsigned => "ask the issuing authority to sign it; unsigned certificates are never printed",
+        VerifyError::UnknownKey { .. } => {
+            "if the issuer has published a new key, add it to [[certificate_keys]] of its adapter file; otherwise treat it as forged"
+        }
+        VerifyError::AlgorithmMismatch { .. } | VerifyError::BadSignature { .. } => {
+            "do not print it; report it to the issuing authority (the content does not match what it signed)"
+        }
+        VerifyError::KeyNotTrusted { .. } => {
+            "ask the issuing authority to re-sign it with a current key, or correct the key's validity in its adapter file if it is wrong"
+        }
+    }
+}
+
+/// A certificate answer is usable when it is an object; [`Certificate::from_canonical`] says more.
+fn certificate_answer(adapter: &str, answer: &Value) -> Result<(), GatewayError> {
+    if answer.is_object() {
+        Ok(())
+    } else {
+        Err(GatewayError::UpstreamBadAnswer {
+            adapter: adapter.to_owned(),
+            detail: "the certificate answer is not an object".into(),
+            status: 200,
+        })
+    }
+}
+
+/// `GET /v1/certificates/{id}?issuer_region=CODE`: the verified certificate.
+pub async fn show_certificate(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    certificate_id: &str,
+    issuer_region: Option<&str>,
+) -> Result<Reply, GatewayError> {
+    let verified = fetch(gateway, federation, x, certificate_id, issuer_region).await?;
+    let mut body = serde_json::to_value(&verified.certificate).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    body["verification"] = json!({
+        "verified": true,
+        "platform": verified.adapter.name,
+        "key_id": verified.key_id,
+        "checked_on": today(gateway).to_string(),
+        "printable": verified.certificate.printable_on(today(gateway)).is_ok(),
+    });
+    Ok(respond::json(StatusCode::OK, &body, &x.cx))
+}
+
+/// The body of `POST /v1/print-jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrintRequest {
+    certificate_id: String,
+    issuer_region: String,
+    site: Site,
+    requested_by: String,
+    #[serde(default = "one")]
+    copies: u32,
+    #[serde(default)]
+    reprint_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Site {
+    /// Window or terminal id (窗口/自助终端编号).
+    id: String,
+    /// The site's region code.
+    region: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn desk(gateway: &Gateway, federation: &Federation) -> Result<PrintDesk, GatewayError> {
+    match (&gateway.printing, &federation.printing) {
+        (Some(desk), Some(_)) => Ok(desk.clone()),
+        _ => Err(GatewayError::PrintingDisabled),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &PrintStore,
+    f: impl FnOnce(&PrintStore) -> Result<T, PrintStoreError> + Send + 'static,
+) -> Result<T, GatewayError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(PrintStoreError::NumberTaken { number })) => Err(GatewayError::PrintJobConflict {
+            detail: format!(
+                "print {number} of this certificate was recorded by another request at the same moment; look at the site's queue before sending again"
+            ),
+        }),
+        Ok(Err(error)) => Err(GatewayError::Internal(error.to_string())),
+        Err(error) => Err(GatewayError::Internal(error.to_string())),
+    }
+}
+
+/// `POST /v1/print-jobs`.
+pub async fn create(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    body: &[u8],
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let request = decode_request(body, federation, settings.max_copies)?;
+    let verified = fetch(gateway, federation, x, &request.certificate_id, Some(&request.issuer_region)).await?;
+    let certificate = &verified.certificate;
+    let today = today(gateway);
+    if let Err(reason) = certificate.printable_on(today) {
+        let (code, detail) = match reason {
+            NotPrintable::Withdrawn(status) => (
+                if status == super::CertificateStatus::Revoked { "revoked" } else { "cancelled" },
+                format!("the issuer reports it {}", status.as_str()),
+            ),
+            NotPrintable::Expired { valid_until } => ("expired", format!("it was valid until {valid_until}")),
+            NotPrintable::NotYetValid { valid_from } => ("not_yet_valid", format!("it is valid from {valid_from}")),
+        };
+        gateway.metrics.print_jobs.with_label_values(&["not_printable"]).inc();
+        return Err(GatewayError::CertificateNotPrintable {
+            certificate_id: certificate.certificate_id.clone(),
+            reason: code,
+            detail,
+        });
+    }
+    let issuer_region = certificate.issuer.region.clone();
+    let id = certificate.certificate_id.clone();
+    let printed = blocking(&desk.store, move |store| store.last_print_number(&issuer_region, &id)).await?;
+    let reason = request.reprint_reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+    if printed > 0 && reason.is_none() {
+        gateway.metrics.print_jobs.with_label_values(&["reprint_reason_required"]).inc();
+        return Err(GatewayError::ReprintReasonRequired {
+            certificate_id: certificate.certificate_id.clone(),
+            printed,
+        });
+    }
+    let number = printed + 1;
+    let job_id = Uuid::now_v7();
+    let verify_url = format!("{}{}", settings.verify_url, desk.key.issue(job_id));
+    let templates = settings.templates.clone();
+    let render_certificate = certificate.clone();
+    let site_id = request.site.id.clone();
+    let job_text = job_id.to_string();
+    let url = verify_url.clone();
+    let started = std::time::Instant::now();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let facts = PrintFacts { number, site: &site_id, date: today, job: &job_text, verify_url: &url };
+        templates.render(&render_certificate, &facts)
+    })
+    .await
+    .map_err(|error| GatewayError::Internal(error.to_string()))?;
+    gateway.metrics.print_render_duration.with_label_values(&[] as &[&str]).observe(started.elapsed().as_secs_f64());
+    let document = rendered.map_err(|failure| {
+        gateway.metrics.print_jobs.with_label_values(&["unprintable"]).inc();
+        unprintable(failure)
+    })?;
+    let job = PrintJob {
+        job_id: job_id.to_string(),
+        issuer_region: certificate.issuer.region.clone(),
+        issuer_platform: verified.adapter.name.clone(),
+        certificate_id: certificate.certificate_id.clone(),
+        certificate_type: certificate.kind.code.clone(),
+        certificate_name: certificate.kind.name.clone(),
+        holder_masked: mask_name(&certificate.holder.name),
+        certificate_digest: hex(&Sha256::digest(certificate.signed_bytes())),
+        key_id: verified.key_id.clone(),
+        site: request.site.id,
+        site_region: request.site.region,
+        requested_by: request.requested_by,
+        partner: x.caller.as_ref().map(|c| c.name().to_owned()).unwrap_or_default(),
+        copies: request.copies,
+        print_number: number,
+        reprint_reason: if number > 1 { reason } else { None },
+        state: JOB_QUEUED.into(),
+        created_at: gateway.acceptances.clock.now_ms(),
+        printed_at: None,
+    };
+    let record = job.clone();
+    blocking(&desk.store, move |store| store.insert(&record, &document)).await?;
+    gateway.metrics.print_jobs.with_label_values(&[if number > 1 { "reprint" } else { "created" }]).inc();
+    tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, certificate_id = %job.certificate_id, print_number = number, site = %job.site, "Print job queued.");
+    let mut reply = respond::json(StatusCode::CREATED, &job_json(&job, &verify_url), &x.cx);
+    if let Ok(location) = http::HeaderValue::from_str(&format!("/v1/print-jobs/{}", job.job_id)) {
+        reply.headers_mut().insert(http::header::LOCATION, location);
+    }
+    Ok(reply)
+}
+
+fn unprintable(failure: RenderFailure) -> GatewayError {
+    match failure {
+        RenderFailure::NoTemplate { type_code } => GatewayError::CertificateUnprintable {
+            code: "no-template",
+            field: Some("/type/code".into()),
+            detail: format!(
+                "no print template for certificate type '{type_code}'; the operator adds one to the [printing] templates directory (docs/operations.md)"
+            ),
+        },
+        RenderFailure::Unprintable(missing) => GatewayError::CertificateUnprintable {
+            code: "glyphs-missing",
+            field: missing.missing.first().map(|(path, _)| path.clone()),
+            detail: format!(
+                "{missing}; nothing was printed — the operator configures a font that has them ([printing] font)"
+            ),
+        },
+        RenderFailure::Pdf(detail) => GatewayError::CertificateUnprintable {
+            code: "pdf",
+            field: None,
+            detail: format!("the PDF could not be written: {detail}"),
+        },
+    }
+}
+
+fn decode_request(body: &[u8], federation: &Federation, max_copies: u32) -> Result<PrintRequest, GatewayError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let request: PrintRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { None } else { Some(format!("/{}", path.replace('.', "/"))) };
+        GatewayError::Unparseable {
+            detail: format!("{}; send {{\"certificate_id\", \"issuer_region\", \"site\": {{\"id\", \"region\"}}, \"requested_by\", \"copies\"?, \"reprint_reason\"?}}", error.inner()),
+            field,
+        }
+    })?;
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, detail: String| errors.push(FieldError { field: field.into(), detail });
+    if !shaped_id(&request.certificate_id) {
+        fail("/certificate_id", "1–64 letters, digits, '-' or '_', as the certificate shows it".into());
+    }
+    if let Err(error) = federation.regions.resolve(&request.issuer_region) {
+        fail("/issuer_region", format!("{error}; give the issuing authority's 6-digit region code"));
+    }
+    if !shaped_id(&request.site.id) {
+        fail("/site/id", "the window or terminal id: 1–64 letters, digits, '-' or '_'".into());
+    }
+    if let Err(error) = federation.regions.resolve(&request.site.region) {
+        fail("/site/region", format!("{error}; give the printing site's 6-digit region code"));
+    }
+    let requested_by = request.requested_by.trim();
+    if requested_by.is_empty() || requested_by.chars().count() > 64 {
+        fail("/requested_by", "name the clerk or terminal asking, 1–64 characters".into());
+    }
+    if request.copies == 0 || request.copies > max_copies {
+        fail("/copies", format!("between 1 and {max_copies}"));
+    }
+    if request.reprint_reason.as_deref().is_some_and(|r| r.chars().count() > 200) {
+        fail("/reprint_reason", "at most 200 characters".into());
+    }
+    if errors.is_empty() { Ok(request) } else { Err(GatewayError::InvalidRequest { errors }) }
+}
+
+/// `张三` → `张*`: enough for a clerk or a scanner to recognise, not to harvest.
+fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rfc3339(ms: i64) -> String {
+    crate::acceptance::clock::rfc3339(ms)
+}
+
+fn job_json(job: &PrintJob, verify_url: &str) -> Value {
+    json!({
+        "job_id": job.job_id,
+        "state": job.state,
+        "certificate": {
+            "certificate_id": job.certificate_id,
+            "issuer_region": job.issuer_region,
+            "platform": job.issuer_platform,
+            "type": job.certificate_type,
+            "name": job.certificate_name,
+            "holder": job.holder_masked,
+            "key_id": job.key_id,
+        },
+        "site": { "id": job.site, "region": job.site_region },
+        "requested_by": job.requested_by,
+        "copies": job.copies,
+        "print_number": job.print_number,
+        "reprint_reason": job.reprint_reason,
+        "created_at": rfc3339(job.created_at),
+        "printed_at": job.printed_at.map(rfc3339),
+        "document": format!("/v1/print-jobs/{}/document", job.job_id),
+        "verify_url": verify_url,
+    })
+}
+
+fn verify_url(settings: &crate::config::PrintingSettings, desk: &PrintDesk, job: &PrintJob) -> String {
+    let token = Uuid::parse_str(&job.job_id).map(|id| desk.key.issue(id)).unwrap_or_default();
+    format!("{}{token}", settings.verify_url)
+}
+
+async fn find(desk: &PrintDesk, job_id: &str) -> Result<PrintJob, GatewayError> {
+    let id = job_id.to_owned();
+    blocking(&desk.store, move |store| store.get(&id))
+        .await?
+        .ok_or_else(|| GatewayError::UnknownPrintJob { job_id: job_id.to_owned() })
+}
+
+/// `GET /v1/print-jobs?site=ID[&state=queued|printed|all]`: a site's queue, oldest first.
+pub async fn list(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &Exchange,
+    site: Option<String>,
+    state: Option<String>,
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let Some(site) = site.filter(|s| shaped_id(s)) else {
+        return Err(GatewayError::BadQuery {
+            name: "site",
+            detail: "is required: the window or terminal id, e.g. ?site=GD-WINDOW-01".into(),
+        });
+    };
+    let state = match state.as_deref() {
+        None | Some("queued") => Some(JOB_QUEUED),
+        Some("printed") => Some(JOB_PRINTED),
+        Some("all") => None,
+        Some(_) => {
+            return Err(GatewayError::BadQuery {
+                name: "state",
+                detail: "is one of queued (default), printed or all".into(),
+            });
+        }
+    };
+    let for_site = site.clone();
+    let jobs = blocking(&desk.store, move |store| store.for_site(&for_site, state, 100)).await?;
+    let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, &verify_url(settings, &desk, job))).collect();
+    Ok(respond::json(StatusCode::OK, &json!({ "site": site, "jobs": jobs }), &x.cx))
+}
+
+/// `GET /v1/print-jobs/{id}`.
+pub async fn show(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &Exchange,
+    job_id: &str,
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let job = find(&desk, job_id).await?;
+    Ok(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx))
+}
+
+/// `GET /v1/print-jobs/{id}/document`: the PDF.
+pub async fn document(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &Exchange,
+    job_id: &str,
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let id = job_id.to_owned();
+    let document = blocking(&desk.store, move |store| store.document(&id))
+        .await?
+        .ok_or_else(|| GatewayError::UnknownPrintJob { job_id: job_id.to_owned() })?;
+    let mut reply = respond::bytes(StatusCode::OK, "application/pdf", document, &x.cx);
+    if let Ok(value) = http::HeaderValue::from_str(&format!("inline; filename=\"{job_id}.pdf\"")) {
+        reply.headers_mut().insert(http::header::CONTENT_DISPOSITION, value);
+    }
+    // Personal data: no shared cache may keep it.
+    reply.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    Ok(reply)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirmation {
+    #[serde(default)]
+    site: Option<String>,
+}
+
+/// `POST /v1/print-jobs/{id}/printed`: the site confirms; repeating it changes nothing.
+pub async fn printed(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &Exchange,
+    job_id: &str,
+    body: &[u8],
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let confirmation: Confirmation = if body.iter().all(u8::is_ascii_whitespace) {
+        Confirmation::default()
+    } else {
+        serde_json::from_slice(body).map_err(|error| GatewayError::Unparseable {
+            detail: format!("{error}; send {{}} or {{\"site\": \"<the site's id>\"}}"),
+            field: None,
+        })?
+    };
+    let job = find(&desk, job_id).await?;
+    if let Some(site) = confirmation.site.filter(|site| *site != job.site) {
+        return Err(GatewayError::PrintJobConflict {
+            detail: format!("job {job_id} is queued for site {}, not {site}; only that site confirms it", job.site),
+        });
+    }
+    let id = job_id.to_owned();
+    let now = gateway.acceptances.clock.now_ms();
+    let job = blocking(&desk.store, move |store| store.mark_printed(&id, now))
+        .await?
+        .ok_or_else(|| GatewayError::UnknownPrintJob { job_id: job_id.to_owned() })?;
+    gateway.metrics.print_jobs.with_label_values(&["printed"]).inc();
+    Ok(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx))
+}
+
+/// `GET /v1/verify/{token}`: what anyone scanning the QR code learns. Always 200 with a status;
+/// only the masked holder name and the certificate's public facts are shown.
+pub async fn check(
+    gateway: &Gateway,
+    federation: &Federation,
+    x: &mut Exchange,
+    token: &str,
+) -> Result<Reply, GatewayError> {
+    let desk = desk(gateway, federation)?;
+    let unknown = |x: &Exchange| {
+        gateway.metrics.print_verifications.with_label_values(&["unknown"]).inc();
+        respond::json(
+            StatusCode::OK,
+            &json!({
+                "status": "unknown",
+                "genuine": false,
+                "detail": "this code was not issued by this gateway, or it was altered: treat the document as not genuine",
+            }),
+            &x.cx,
+        )
+    };
+    let Some(job_id) = desk.key.check(token) else { return Ok(unknown(x)) };
+    let id = job_id.to_string();
+    let Some(job) = blocking(&desk.store, move |store| store.get(&id)).await? else { return Ok(unknown(x)) };
+    let (region, certificate_id) = (job.issuer_region.clone(), job.certificate_id.clone());
+    let latest = blocking(&desk.store, move |store| store.last_print_number(&region, &certificate_id)).await?;
+    // Ask the issuer whether the certificate still stands; the record answers when it cannot.
+    let current = fetch(gateway, federation, x, &job.certificate_id, Some(&job.issuer_region)).await;
+    let today = today(gateway);
+    let (status, issuer_checked, detail) = match &current {
+        Ok(verified) => {
+            let certificate = &verified.certificate;
+            let same = hex(&Sha256::digest(certificate.signed_bytes())) == job.certificate_digest;
+            match certificate.printable_on(today) {
+                Err(NotPrintable::Withdrawn(status)) => {
+                    ("cancelled", true, format!("the issuer reports the certificate {}", status.as_str()))
+                }
+                Err(NotPrintable::Expired { valid_until }) => {
+                    ("expired", true, format!("the certificate was valid until {valid_until}"))
+                }
+                _ if !same => (
+                    "superseded",
+                    true,
+                    "the issuer's certificate has changed since this document was printed; ask for a new print".into(),
+                ),
+                _ if job.print_number < latest => (
+                    "superseded",
+                    true,
+                    format!("print {} of this certificate replaced this copy (print {})", latest, job.print_number),
+                ),
+                _ if job.print_number > 1 => {
+                    ("reprinted", true, format!("a genuine reprint, number {} (补打)", job.print_number))
+                }
+                _ => ("genuine", true, "a genuine, current print of a valid certificate".into()),
+            }
+        }
+        Err(error) => {
+            tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, problem = error.spec().slug, "Verification answered from the record: the issuer could not be asked.");
+            let status = if job.print_number < latest {
+                "superseded"
+            } else if job.print_number > 1 {
+                "reprinted"
+            } else {
+                "genuine"
+            };
+            (
+                status,
+                false,
+                format!("printed by this gateway; the issuer could not be asked just now ({})", error.spec().slug),
+            )
+        }
+    };
+    gateway.metrics.print_verifications.with_label_values(&[status]).inc();
+    let mut body = json!({
+        "status": status,
+        "genuine": true,
+        "detail": detail,
+        "print_number": job.print_number,
+        "latest_print_number": latest,
+        "issuer_checked": issuer_checked,
+        "certificate": {
+            "certificate_id": job.certificate_id,
+            "name": job.certificate_name,
+            "holder": job.holder_masked,
+            "issuer_region": job.issuer_region,
+        },
+        "printed": {
+            "site": job.site,
+            "site_region": job.site_region,
+            "queued_at": rfc3339(job.created_at),
+            "printed_at": job.printed_at.map(rfc3339),
+        },
+    });
+    if let Ok(verified) = &current {
+        let certificate = &verified.certificate;
+        body["certificate"]["issuer"] = json!(certificate.issuer.name);
+        body["certificate"]["issued_on"] = json!(certificate.issued_on);
+        body["certificate"]["valid_until"] = json!(certificate.valid_until.as_deref().unwrap_or("长期"));
+        body["certificate"]["status"] = json!(certificate.status.as_str());
+    }
+    Ok(respond::json(StatusCode::OK, &body, &x.cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_masked_after_the_first_character() {
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧***");
+        assert_eq!(mask_name(""), "");
+    }
+}
