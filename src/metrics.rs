@@ -175,7 +175,7 @@ impl Metrics {
             ),
             certificate_verifications: counter(
                 "tongban_certificate_verifications_total",
-                "Certificate signature checks, by issuing platform (target) and result (verified, unsigned, unknown-key, algorithm-mismatch, key-not-trusted, bad-signature).",
+                "Certificate signature checks, by issuing platform (target) and result (verified, unsigned, unknown-key, algorithm-mismatch, key-not-trusted, bad-signature, issuer-mismatch).",
                 &["target", RESULT],
             ),
             print_jobs: counter(
@@ -191,7 +191,7 @@ impl Metrics {
             ),
             print_verifications: counter(
                 "tongban_print_verifications_total",
-                "QR code verifications, by answer (genuine, reprinted, superseded, cancelled, expired, unknown).",
+                "QR code verifications, by answer (genuine, reprinted, superseded, cancelled, expired, unconfirmed, unknown).",
                 &[RESULT],
             ),
             acceptance_queue_depth: gauge(

@@ -267,6 +267,8 @@ pub enum GatewayError {
         certificate_id: String,
         /// `cancelled`, `revoked`, `expired` or `not_yet_valid`.
         reason: &'static str,
+        /// The certificate member that forbids it.
+        field: &'static str,
         /// What is wrong.
         detail: String,
     },
@@ -454,7 +456,7 @@ impl GatewayError {
                 spec(409, "reprint-reason-required", "Certificate printed before", Downstream, false)
             }
             GatewayError::CertificateUnprintable { .. } => {
-                spec(422, "certificate-unprintable", "Certificate cannot be rendered", Gateway, false)
+                spec(500, "certificate-unprintable", "Certificate cannot be rendered", Gateway, false)
             }
             GatewayError::UnknownPrintJob { .. } => {
                 spec(404, "unknown-print-job", "Unknown print job", Downstream, false)
@@ -494,8 +496,8 @@ impl GatewayError {
             GatewayError::CertificateUnverified { adapter, certificate_id, code, .. } => {
                 serde_json::json!({ "adapter": adapter, "certificate_id": certificate_id, "verification": code })
             }
-            GatewayError::CertificateNotPrintable { certificate_id, reason, .. } => {
-                serde_json::json!({ "certificate_id": certificate_id, "reason": reason })
+            GatewayError::CertificateNotPrintable { certificate_id, reason, field, .. } => {
+                serde_json::json!({ "certificate_id": certificate_id, "reason": reason, "field": field })
             }
             GatewayError::ReprintReasonRequired { certificate_id, printed } => serde_json::json!({
                 "certificate_id": certificate_id, "printed": printed, "field": "/reprint_reason"

@@ -144,8 +144,10 @@ async fn a_print_job_holds_a_pdf_with_the_holder_the_number_and_a_qr_code_that_v
     assert_eq!(printed.status, 200, "{}", String::from_utf8_lossy(&printed.body));
     assert_eq!(printed.json()["state"], "printed");
     let first_time = printed.json()["printed_at"].clone();
-    let again = post(&harness, &format!("/v1/print-jobs/{job_id}/printed"), &json!({})).await;
+    let again = post(&harness, &format!("/v1/print-jobs/{job_id}/printed"), &json!({"site": WINDOW})).await;
     assert_eq!(again.json()["printed_at"], first_time);
+    let anonymous = post(&harness, &format!("/v1/print-jobs/{job_id}/printed"), &json!({})).await;
+    assert_eq!((anonymous.status, anonymous.json()["field"].as_str()), (400, Some("/site")), "the site names itself");
     let queue = harness.get(&format!("/v1/print-jobs?site={WINDOW}")).await.json();
     assert!(queue["jobs"].as_array().unwrap().is_empty());
     let done = harness.get(&format!("/v1/print-jobs?site={WINDOW}&state=printed")).await.json();
@@ -206,6 +208,13 @@ async fn refused_certificates_are_never_rendered_or_queued() {
         let body = answer.json();
         assert_eq!(body["reason"].as_str().or(body["verification"].as_str()), Some(reason), "{id}: {body}");
     }
+    // Revoked (吊销) at the issuer a moment ago: printing asks the issuer live, not the cache.
+    let shown = harness.get("/v1/certificates/GZ-DEMO-SM2-0001?issuer_region=520103").await;
+    assert_eq!(shown.json()["verification"]["printable"], true);
+    set_certificate_status(&harness, "GZ-DEMO-SM2-0001", "3").await;
+    let answer = post(&harness, "/v1/print-jobs", &print_request("GZ-DEMO-SM2-0001", "520103")).await;
+    assert_eq!((answer.status, problem_type(&answer).as_str()), (409, "certificate-not-printable"));
+    assert_eq!((answer.json()["reason"].as_str(), answer.json()["field"].as_str()), (Some("revoked"), Some("/status")));
     let queue = harness.get(&format!("/v1/print-jobs?site={WINDOW}&state=all")).await.json();
     assert!(queue["jobs"].as_array().unwrap().is_empty(), "{queue}");
     harness.stop().await;
@@ -410,7 +419,7 @@ async fn a_character_missing_from_the_font_is_reported_not_dropped() {
     let answer = post(&harness, "/v1/print-jobs", &print_request(&certificate_id, "520102")).await;
     assert_eq!(
         (answer.status, problem_type(&answer).as_str()),
-        (422, "certificate-unprintable"),
+        (500, "certificate-unprintable"),
         "{}",
         String::from_utf8_lossy(&answer.body)
     );
@@ -420,5 +429,50 @@ async fn a_character_missing_from_the_font_is_reported_not_dropped() {
     assert!(problem["detail"].as_str().unwrap().contains("U+20000"), "{problem}");
     let queue = harness.get(&format!("/v1/print-jobs?site={WINDOW}&state=all")).await.json();
     assert!(queue["jobs"].as_array().unwrap().is_empty());
+    harness.stop().await;
+}
+
+/// Every printing endpoint but verification needs a partner, on any spelling of the path.
+#[tokio::test]
+async fn printing_needs_a_partner_key_and_only_verification_is_open() {
+    let harness =
+        Harness::start_with(common::demo_federation(), |federation| federation.identities.anonymous = false).await;
+    let key = [("x-api-key", "gd-window-demo-key"), ("content-type", "application/json")];
+    let created = harness
+        .gateway("POST", "/v1/print-jobs", &key, print_request("GZ-DEMO-0001", "520103").to_string().into_bytes())
+        .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let job = created.json();
+    assert_eq!(created.header("cache-control"), Some("no-store"), "personal data is not cached on the way");
+    let job_id = job["job_id"].as_str().unwrap();
+    for (method, path) in [
+        ("GET", format!("/v1/print-jobs/{job_id}/document")),
+        ("GET", format!("//v1/print-jobs/{job_id}/document")),
+        ("GET", format!("/v1/print-jobs?site={WINDOW}")),
+        ("GET", "/v1/certificates/GZ-DEMO-0001?issuer_region=520103".to_owned()),
+        ("POST", "//v1/print-jobs".to_owned()),
+    ] {
+        let answer = harness.gateway(method, &path, &[], Vec::new()).await;
+        assert_eq!(answer.status, 401, "{method} {path}");
+    }
+    let answer = harness.get(&format!("/v1/verify/{}", token_of(job["verify_url"].as_str().unwrap()))).await;
+    assert_eq!((answer.status, answer.json()["status"].as_str()), (200, Some("genuine")));
+    harness.stop().await;
+}
+
+/// Two windows asking for the first print of one certificate at once: one print 1, never two.
+#[tokio::test]
+async fn concurrent_first_prints_make_exactly_one_print_one() {
+    let harness = Harness::start().await;
+    let request = print_request("GZ-DEMO-0001", "520103");
+    let (a, b) = tokio::join!(post(&harness, "/v1/print-jobs", &request), post(&harness, "/v1/print-jobs", &request));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{} / {}", String::from_utf8_lossy(&a.body), String::from_utf8_lossy(&b.body));
+    let refused = if a.status == 409 { &a } else { &b };
+    assert!(matches!(problem_type(refused).as_str(), "reprint-reason-required" | "print-job-conflict"));
+    let queue = harness.get(&format!("/v1/print-jobs?site={WINDOW}")).await.json();
+    assert_eq!(queue["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(queue["jobs"][0]["print_number"], 1);
     harness.stop().await;
 }

@@ -449,6 +449,13 @@ pub fn compile(
         diagnostics,
     );
     let has_certificates = raw.operations.contains_key(Operation::Certificate.as_str());
+    if raw.cache.certificate.is_some_and(|policy| policy.stale_if_error_ms > 0) {
+        doc.report(
+            diagnostics,
+            &root.key("cache").key("certificate").key("stale_if_error_ms"),
+            "certificates are never served stale (a cancellation must not be hidden); set 0 or leave it out",
+        );
+    }
     if has_certificates && raw.certificate_keys.is_empty() {
         doc.report(
             diagnostics,

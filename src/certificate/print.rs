@@ -3,12 +3,12 @@
 //! scans its QR code.
 //!
 //! ```text
-//! POST /v1/print-jobs ─▶ decode ─▶ fetch (issuer's adapter, operation `certificate`, cache)
+//! POST /v1/print-jobs ─▶ decode ─▶ fetch live (issuer's adapter, operation `certificate`)
 //!   ─▶ verify signature ─▶ printable today? ─▶ print-once rule ─▶ render PDF ─▶ record ─▶ 201
 //! GET  /v1/print-jobs?site=ID            a site's queue
 //! GET  /v1/print-jobs/{id}[/document]    the job, its PDF
 //! POST /v1/print-jobs/{id}/printed       the site confirms
-//! GET  /v1/verify/{token}                genuine, reprinted, superseded, cancelled, expired, unknown
+//! GET  /v1/verify/{token}                genuine, reprinted, superseded, cancelled, expired, unconfirmed, unknown
 //! GET  /v1/certificates/{id}?issuer_region=CODE   the verified certificate itself
 //! ```
 
@@ -63,13 +63,23 @@ fn shaped_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Fetches a certificate through its issuer's adapter (cached like other lookups) and verifies it.
+/// How fresh a certificate must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Through the cache (`[cache] certificate`): lookups and QR checks.
+    Cached,
+    /// From the issuer now: before printing, so a cancellation a minute old is not missed.
+    Live,
+}
+
+/// Fetches a certificate through its issuer's adapter and verifies it.
 pub async fn fetch(
     gateway: &Gateway,
     federation: &Federation,
     x: &mut Exchange,
     certificate_id: &str,
     issuer_region: Option<&str>,
+    freshness: Freshness,
 ) -> Result<Verified, GatewayError> {
     if !shaped_id(certificate_id) {
         return Err(GatewayError::InvalidRequest {
@@ -89,7 +99,18 @@ pub async fn fetch(
     x.target = Some(adapter.name.clone());
     pipeline::admit(gateway, federation, x, &adapter, Operation::Certificate)?;
     let request = json!({ "certificate_id": certificate_id, "issuer_region": route.to.code });
-    let answer = pipeline::lookup(gateway, x, &adapter, Operation::Certificate, &request, certificate_answer).await?;
+    let answer = match freshness {
+        Freshness::Cached => {
+            pipeline::lookup(gateway, x, &adapter, Operation::Certificate, &request, certificate_answer).await?
+        }
+        Freshness::Live => {
+            let source = x.caller.as_ref().map(|c| c.name().to_owned()).unwrap_or_default();
+            let answer =
+                pipeline::call_platform(gateway, &adapter, Operation::Certificate, &request, &x.cx, &source).await?;
+            certificate_answer(&adapter.name, &answer)?;
+            answer
+        }
+    };
     let certificate = Certificate::from_canonical(&answer).map_err(|error| GatewayError::UpstreamBadAnswer {
         adapter: adapter.name.clone(),
         detail: format!("the certificate does not fit the canonical model: {}", error.0),
@@ -103,6 +124,27 @@ pub async fn fetch(
                 certificate.certificate_id
             ),
             status: 200,
+        });
+    }
+    // A platform's keys vouch only for authorities it serves: a certificate naming another
+    // province's authority is refused even when its signature verifies.
+    let issuer_platform = federation
+        .regions
+        .resolve(&certificate.issuer.region)
+        .ok()
+        .and_then(|region| route::platform(federation, region).ok())
+        .map(|route| route.adapter.name.clone());
+    if issuer_platform.as_deref() != Some(adapter.name.as_str()) {
+        gateway.metrics.certificate_verifications.with_label_values(&[adapter.name.as_str(), "issuer-mismatch"]).inc();
+        return Err(GatewayError::CertificateUnverified {
+            adapter: adapter.name.clone(),
+            certificate_id: certificate_id.to_owned(),
+            code: "issuer-mismatch",
+            reason: format!(
+                "it names issuing authority region {}, which platform {} does not serve",
+                certificate.issuer.region, adapter.name
+            ),
+            fix: "do not print it; ask the issuing authority's own platform for it",
         });
     }
     let outcome = verify::verify(&certificate, &adapter.certificate_keys, today(gateway));
@@ -175,7 +217,7 @@ pub async fn show_certificate(
     certificate_id: &str,
     issuer_region: Option<&str>,
 ) -> Result<Reply, GatewayError> {
-    let verified = fetch(gateway, federation, x, certificate_id, issuer_region).await?;
+    let verified = fetch(gateway, federation, x, certificate_id, issuer_region, Freshness::Cached).await?;
     let mut body = serde_json::to_value(&verified.certificate).map_err(|e| GatewayError::Internal(e.to_string()))?;
     body["verification"] = json!({
         "verified": true,
@@ -184,7 +226,13 @@ pub async fn show_certificate(
         "checked_on": today(gateway).to_string(),
         "printable": verified.certificate.printable_on(today(gateway)).is_ok(),
     });
-    Ok(respond::json(StatusCode::OK, &body, &x.cx))
+    Ok(private(respond::json(StatusCode::OK, &body, &x.cx)))
+}
+
+/// Answers carrying personal data: no shared cache may keep them.
+fn private(mut reply: Reply) -> Reply {
+    reply.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    reply
 }
 
 /// The body of `POST /v1/print-jobs`.
@@ -217,6 +265,10 @@ fn one() -> u32 {
 fn desk(gateway: &Gateway, federation: &Federation) -> Result<PrintDesk, GatewayError> {
     match (&gateway.printing, &federation.printing) {
         (Some(desk), Some(_)) => Ok(desk.clone()),
+        // Added by a reload: the store and key open only at start.
+        (None, Some(_)) => Err(GatewayError::Internal(
+            "[printing] was added by a reload; restart the gateway to open the print store and token key".into(),
+        )),
         _ => Err(GatewayError::PrintingDisabled),
     }
 }
@@ -248,22 +300,34 @@ pub async fn create(
     let desk = desk(gateway, federation)?;
     let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
     let request = decode_request(body, federation, settings.max_copies)?;
-    let verified = fetch(gateway, federation, x, &request.certificate_id, Some(&request.issuer_region)).await?;
+    let verified =
+        fetch(gateway, federation, x, &request.certificate_id, Some(&request.issuer_region), Freshness::Live).await?;
     let certificate = &verified.certificate;
     let today = today(gateway);
     if let Err(reason) = certificate.printable_on(today) {
-        let (code, detail) = match reason {
+        let (code, field, detail) = match reason {
             NotPrintable::Withdrawn(status) => (
                 if status == super::CertificateStatus::Revoked { "revoked" } else { "cancelled" },
-                format!("the issuer reports it {}", status.as_str()),
+                "/status",
+                format!(
+                    "the issuer reports it {}; only the issuing authority can reinstate or reissue it",
+                    status.as_str()
+                ),
             ),
-            NotPrintable::Expired { valid_until } => ("expired", format!("it was valid until {valid_until}")),
-            NotPrintable::NotYetValid { valid_from } => ("not_yet_valid", format!("it is valid from {valid_from}")),
+            NotPrintable::Expired { valid_until } => (
+                "expired",
+                "/valid_until",
+                format!("it was valid until {valid_until}; the holder applies to the issuer for renewal"),
+            ),
+            NotPrintable::NotYetValid { valid_from } => {
+                ("not_yet_valid", "/valid_from", format!("it is valid from {valid_from}; print it from that day"))
+            }
         };
         gateway.metrics.print_jobs.with_label_values(&["not_printable"]).inc();
         return Err(GatewayError::CertificateNotPrintable {
             certificate_id: certificate.certificate_id.clone(),
             reason: code,
+            field,
             detail,
         });
     }
@@ -323,7 +387,7 @@ pub async fn create(
     blocking(&desk.store, move |store| store.insert(&record, &document)).await?;
     gateway.metrics.print_jobs.with_label_values(&[if number > 1 { "reprint" } else { "created" }]).inc();
     tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, certificate_id = %job.certificate_id, print_number = number, site = %job.site, "Print job queued.");
-    let mut reply = respond::json(StatusCode::CREATED, &job_json(&job, &verify_url), &x.cx);
+    let mut reply = private(respond::json(StatusCode::CREATED, &job_json(&job, &verify_url), &x.cx));
     if let Ok(location) = http::HeaderValue::from_str(&format!("/v1/print-jobs/{}", job.job_id)) {
         reply.headers_mut().insert(http::header::LOCATION, location);
     }
@@ -475,7 +539,7 @@ pub async fn list(
     let for_site = site.clone();
     let jobs = blocking(&desk.store, move |store| store.for_site(&for_site, state, 100)).await?;
     let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, &verify_url(settings, &desk, job))).collect();
-    Ok(respond::json(StatusCode::OK, &json!({ "site": site, "jobs": jobs }), &x.cx))
+    Ok(private(respond::json(StatusCode::OK, &json!({ "site": site, "jobs": jobs }), &x.cx)))
 }
 
 /// `GET /v1/print-jobs/{id}`.
@@ -488,7 +552,7 @@ pub async fn show(
     let desk = desk(gateway, federation)?;
     let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
     let job = find(&desk, job_id).await?;
-    Ok(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx))
+    Ok(private(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx)))
 }
 
 /// `GET /v1/print-jobs/{id}/document`: the PDF.
@@ -512,11 +576,11 @@ pub async fn document(
     Ok(reply)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The site names itself, so a job cannot be confirmed by another window by mistake.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Confirmation {
-    #[serde(default)]
-    site: Option<String>,
+    site: String,
 }
 
 /// `POST /v1/print-jobs/{id}/printed`: the site confirms; repeating it changes nothing.
@@ -529,18 +593,17 @@ pub async fn printed(
 ) -> Result<Reply, GatewayError> {
     let desk = desk(gateway, federation)?;
     let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
-    let confirmation: Confirmation = if body.iter().all(u8::is_ascii_whitespace) {
-        Confirmation::default()
-    } else {
-        serde_json::from_slice(body).map_err(|error| GatewayError::Unparseable {
-            detail: format!("{error}; send {{}} or {{\"site\": \"<the site's id>\"}}"),
-            field: None,
-        })?
-    };
+    let confirmation: Confirmation = serde_json::from_slice(body).map_err(|error| GatewayError::Unparseable {
+        detail: format!("{error}; send {{\"site\": \"<the id of the site that printed it>\"}}"),
+        field: Some("/site".into()),
+    })?;
     let job = find(&desk, job_id).await?;
-    if let Some(site) = confirmation.site.filter(|site| *site != job.site) {
+    if confirmation.site != job.site {
         return Err(GatewayError::PrintJobConflict {
-            detail: format!("job {job_id} is queued for site {}, not {site}; only that site confirms it", job.site),
+            detail: format!(
+                "job {job_id} is queued for site {}, not {}; only that site confirms it",
+                job.site, confirmation.site
+            ),
         });
     }
     let id = job_id.to_owned();
@@ -549,7 +612,7 @@ pub async fn printed(
         .await?
         .ok_or_else(|| GatewayError::UnknownPrintJob { job_id: job_id.to_owned() })?;
     gateway.metrics.print_jobs.with_label_values(&["printed"]).inc();
-    Ok(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx))
+    Ok(private(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx)))
 }
 
 /// `GET /v1/verify/{token}`: what anyone scanning the QR code learns. Always 200 with a status;
@@ -579,7 +642,7 @@ pub async fn check(
     let (region, certificate_id) = (job.issuer_region.clone(), job.certificate_id.clone());
     let latest = blocking(&desk.store, move |store| store.last_print_number(&region, &certificate_id)).await?;
     // Ask the issuer whether the certificate still stands; the record answers when it cannot.
-    let current = fetch(gateway, federation, x, &job.certificate_id, Some(&job.issuer_region)).await;
+    let current = fetch(gateway, federation, x, &job.certificate_id, Some(&job.issuer_region), Freshness::Cached).await;
     let today = today(gateway);
     let (status, issuer_checked, detail) = match &current {
         Ok(verified) => {
@@ -608,6 +671,24 @@ pub async fn check(
                 _ => ("genuine", true, "a genuine, current print of a valid certificate".into()),
             }
         }
+        // The issuer no longer has it: as good as withdrawn.
+        Err(GatewayError::UpstreamBusiness { outcome: crate::adapter::envelope::Outcome::NotFound, .. }) => {
+            ("cancelled", true, "the issuer no longer has this certificate".into())
+        }
+        // The certificate no longer verifies (a key withdrawn, the content changed unsigned):
+        // the paper cannot be vouched for.
+        Err(error) if !error.spec().retryable => {
+            tracing::warn!(request_id = %x.cx.request_id, job_id = %job.job_id, problem = error.spec().slug, "A printed certificate can no longer be confirmed.");
+            (
+                "unconfirmed",
+                true,
+                format!(
+                    "the issuer's certificate can no longer be verified ({}); do not rely on this document",
+                    error.spec().slug
+                ),
+            )
+        }
+        // The issuer could not be asked just now: the record answers, and says so.
         Err(error) => {
             tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, problem = error.spec().slug, "Verification answered from the record: the issuer could not be asked.");
             let status = if job.print_number < latest {
@@ -627,7 +708,8 @@ pub async fn check(
     gateway.metrics.print_verifications.with_label_values(&[status]).inc();
     let mut body = json!({
         "status": status,
-        "genuine": true,
+        // Genuine and current: what a person scanning the code wants to know.
+        "genuine": matches!(status, "genuine" | "reprinted"),
         "detail": detail,
         "print_number": job.print_number,
         "latest_print_number": latest,

@@ -123,14 +123,21 @@ async fn dispatch(
     x: &mut Exchange,
 ) -> Result<Reply, GatewayError> {
     let federation = gateway.federation();
-    // Anyone who scans a printed QR code may verify it: no partner identity needed.
-    if request.uri().path().starts_with("/v1/") && !request.uri().path().starts_with("/v1/verify/") {
-        x.caller = Some(admit::identify(&federation, request.headers(), peer)?);
-    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Identified on the same segments that route, so `//v1/…` cannot slip past.
+    match segments.as_slice() {
+        // Anyone who scans a printed QR code may verify it: a partner key is used when sent,
+        // otherwise the caller counts as anonymous for the rate limit.
+        ["v1", "verify", ..] => {
+            let identified = admit::identify(&federation, request.headers(), peer);
+            x.caller = Some(identified.unwrap_or(Caller::Anonymous { address: peer.ip() }));
+        }
+        ["v1", ..] => x.caller = Some(admit::identify(&federation, request.headers(), peer)?),
+        _ => {}
+    }
     let not_allowed = |allowed: &'static str| GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: path.clone(),
