@@ -372,6 +372,25 @@ mod tests {
 
     const JSON: &[(&str, &str)] = &[("Content-Type", "application/json; charset=UTF-8")];
 
+    /// A legal person's 营业执照设立登记 (no gender, no birth date).
+    fn corporate() -> Value {
+        let mut corp = valid();
+        if let Some(o) = corp.as_object_mut() {
+            o.insert("wbbh".into(), json!("TB-corp-1"));
+            o.insert("sxbm".into(), json!("000201002000"));
+            o.insert("sxmc".into(), json!("营业执照设立登记"));
+            o.insert("sqrlx".into(), json!("2"));
+            o.insert("sqrxm".into(), json!("贵阳黔程科技有限公司"));
+            o.insert("zjlx".into(), json!("001"));
+            o.insert("zjhm".into(), json!("91520102MA6DL8K3XN"));
+            o.insert("tyshxydm".into(), json!("91520102MA6DL8K3XN"));
+            o.insert("fddbr".into(), json!("李明"));
+            o.remove("xb");
+            o.remove("csrq");
+        }
+        corp
+    }
+
     fn valid() -> Value {
         json!({
             "wbbh": "TB-20261122-000001",
@@ -430,19 +449,9 @@ mod tests {
         assert_eq!(again["sj"]["bjbh"], "GZ2026000001");
 
         // A legal person.
-        let mut corp = valid();
+        let mut corp = corporate();
         let o = corp.as_object_mut().expect("object");
-        o.insert("wbbh".into(), json!("TB-corp-1"));
-        o.insert("sxbm".into(), json!("000201002000"));
-        o.insert("sxmc".into(), json!("营业执照设立登记"));
-        o.insert("sqrlx".into(), json!("2"));
-        o.insert("sqrxm".into(), json!("贵阳黔程科技有限公司"));
-        o.insert("zjlx".into(), json!("001"));
-        o.insert("zjhm".into(), json!("91520102MA6DL8K3XN"));
-        o.insert("tyshxydm".into(), json!("91520102MA6DL8K3XN"));
-        o.insert("fddbr".into(), json!("李明"));
         o.insert("xb".into(), Value::Null);
-        o.remove("csrq");
         let r = post(addr, &corp).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["sj"]["bjbh"], "GZ2026000002");
@@ -810,19 +819,8 @@ mod tests {
         assert_eq!(certificate(addr, "GZ2026000001-ZZ").await.json()["sj"]["qm"], sj["qm"]);
 
         // A legal person's 营业执照: 长期, holder by 统一社会信用代码.
-        let mut corp = valid();
+        let mut corp = corporate();
         let o = corp.as_object_mut().expect("object");
-        o.insert("wbbh".into(), json!("TB-corp-1"));
-        o.insert("sxbm".into(), json!("000201002000"));
-        o.insert("sxmc".into(), json!("营业执照设立登记"));
-        o.insert("sqrlx".into(), json!("2"));
-        o.insert("sqrxm".into(), json!("贵阳黔程科技有限公司"));
-        o.insert("zjlx".into(), json!("001"));
-        o.insert("zjhm".into(), json!("91520102MA6DL8K3XN"));
-        o.insert("tyshxydm".into(), json!("91520102MA6DL8K3XN"));
-        o.insert("fddbr".into(), json!("李明"));
-        o.remove("xb");
-        o.remove("csrq");
         o.remove("lxdz");
         assert_eq!(post(addr, &corp).await.status, 200);
         assert_eq!(set_state(addr, "GZ2026000002", "05", None).await.status, 200);
