@@ -181,3 +181,41 @@ async fn an_unknown_api_key_is_refused() {
     assert!(answer.json()["detail"].as_str().unwrap().contains("no X-Api-Key"));
     harness.stop().await;
 }
+
+/// At `[server] max_connections` the listener stops accepting: a new client waits in the backlog
+/// and is served as soon as a held connection closes.
+#[tokio::test(start_paused = true)]
+async fn at_the_connection_cap_new_connections_wait_until_one_closes() {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn ask(stream: &mut TcpStream) {
+        stream.write_all(b"GET /nowhere HTTP/1.1\r\nhost: gateway\r\n\r\n").await.unwrap();
+    }
+    async fn answer(stream: &mut TcpStream) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    let harness = Harness::start_with(demo_federation(), |federation| federation.server.max_connections = 2).await;
+    let addr = harness.running.public;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        ask(&mut stream).await;
+        assert!(answer(&mut stream).await.starts_with("HTTP/1.1 404"));
+        held.push(stream); // kept open: keep-alive
+    }
+    // The kernel completes the handshake, but the gateway does not take the connection.
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    ask(&mut waiting).await;
+    let early = tokio::time::timeout(Duration::from_secs(5), answer(&mut waiting)).await;
+    assert!(early.is_err(), "a third connection was served past the cap of 2");
+    drop(held.pop());
+    let served = tokio::time::timeout(Duration::from_secs(5), answer(&mut waiting)).await;
+    assert!(served.expect("served once a slot freed").starts_with("HTTP/1.1 404"));
+    harness.stop().await;
+}

@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     /// Largest request body.
     pub body_limit: usize,
+    /// Connections open at once on each listener.
+    pub max_connections: usize,
 }
 
 /// Upstream client settings.
@@ -392,7 +394,12 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     };
     let federation = Federation {
         config_file: config_source.display.clone(),
-        server: ServerSettings { listen, admin_listen, body_limit: raw.server.body_limit_bytes },
+        server: ServerSettings {
+            listen,
+            admin_listen,
+            body_limit: raw.server.body_limit_bytes,
+            max_connections: raw.server.max_connections,
+        },
         upstream: UpstreamSettings {
             pool_idle_timeout: Duration::from_millis(raw.upstream.pool_idle_timeout_ms),
             pool_max_idle_per_host: raw.upstream.pool_max_idle_per_host,

@@ -344,6 +344,11 @@ pub struct RawServer {
     /// Largest request body accepted, in bytes (materials travel inline as base64).
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Connections open at once on each listener; past it the gateway stops accepting until one
+    /// closes (new ones wait in the kernel's backlog), so a flood cannot exhaust memory or file
+    /// descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for RawServer {
@@ -352,6 +357,7 @@ impl Default for RawServer {
             listen: default_listen(),
             admin_listen: default_admin_listen(),
             body_limit_bytes: default_body_limit(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -361,6 +367,9 @@ fn default_listen() -> String {
 }
 fn default_admin_listen() -> String {
     "127.0.0.1:9090".into()
+}
+fn default_max_connections() -> usize {
+    25_000
 }
 fn default_body_limit() -> usize {
     16 * 1024 * 1024

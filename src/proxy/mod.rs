@@ -287,6 +287,8 @@ pub async fn start_with(
         },
         None => None,
     };
+    // Listener caps are fixed at start; a reload does not resize them.
+    let max_connections = federation.server.max_connections;
     let mut gateway = Gateway::new(federation, adjust, store, materials);
     gateway.printing = printing;
     let gateway = Arc::new(gateway);
@@ -298,12 +300,14 @@ pub async fn start_with(
         public,
         move |request, peer| pipeline::handle(for_public.clone(), request, peer),
         watcher.clone(),
+        max_connections,
     ))];
     let for_admin = gateway.clone();
     tasks.push(tokio::spawn(server::serve(
         admin,
         move |request, _peer| admin::handle(for_admin.clone(), request),
         watcher.clone(),
+        max_connections,
     )));
     tasks.push(tokio::spawn(prune(gateway.clone(), observe.prune_interval, watcher.clone())));
     tasks.push(tokio::spawn(crate::acceptance::worker::run(gateway.clone(), watcher.clone())));

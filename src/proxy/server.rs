@@ -1,5 +1,5 @@
 //! Listeners (监听): accept connections and serve HTTP/1.1 with keep-alive, a header read
-//! timeout, and graceful shutdown.
+//! timeout, a cap on open connections, and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +19,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `handler` on `listener` until `shutdown` turns true, then lets open requests finish.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
+/// At most `max_connections` are open at once: at the cap the listener stops accepting, and
+/// new connections wait in the kernel's backlog until one closes.
+pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>, max_connections: usize)
 where
     H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Reply, std::convert::Infallible>> + Send + 'static,
@@ -27,7 +29,21 @@ where
     let (closing_tx, closing_rx) = watch::channel(false);
     let connections = Arc::new(tokio::sync::Semaphore::new(0));
     let mut open = 0usize;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)));
+    let mut saturated = false;
     loop {
+        // Logged when the cap is first reached, not for every connection while it lasts.
+        let full = slots.available_permits() == 0;
+        if full && !saturated {
+            tracing::warn!(max_connections, "Connection cap reached: new connections wait until one closes.");
+        }
+        saturated = full;
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            _ = shutdown.changed() => break,
+        };
+        // The semaphore is never closed; a failure would only mean no cap.
+        let slot = slot.ok();
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
@@ -62,6 +78,7 @@ where
             if let Err(err) = result {
                 tracing::debug!(%peer, error = %err, "Connection ended with an error.");
             }
+            drop(slot);
             done.add_permits(1);
         });
     }
