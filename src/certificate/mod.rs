@@ -147,7 +147,7 @@ impl Certificate {
     pub fn from_canonical(answer: &Value) -> Result<Certificate, MalformedCertificate> {
         let certificate: Certificate = serde_path_to_error::deserialize(answer).map_err(|error| {
             let path = error.path().to_string();
-            MalformedCertificate(format!("/{}: {}", path.replace('.', "/"), error.inner()))
+            MalformedCertificate(format!("{}: {}", crate::proxy::decode::pointer(&path), error.inner()))
         })?;
         for (name, value) in
             [("issued_on", Some(&certificate.issued_on)), ("valid_from", Some(&certificate.valid_from))]

@@ -262,9 +262,13 @@ fn one() -> u32 {
     1
 }
 
-fn desk(gateway: &Gateway, federation: &Federation) -> Result<PrintDesk, GatewayError> {
+/// The print store and key with the settings in force, when printing is configured.
+fn desk<'f>(
+    gateway: &Gateway,
+    federation: &'f Federation,
+) -> Result<(PrintDesk, &'f crate::config::PrintingSettings), GatewayError> {
     match (&gateway.printing, &federation.printing) {
-        (Some(desk), Some(_)) => Ok(desk.clone()),
+        (Some(desk), Some(settings)) => Ok((desk.clone(), settings)),
         // Added by a reload: the store and key open only at start.
         (None, Some(_)) => Err(GatewayError::Internal(
             "[printing] was added by a reload; restart the gateway to open the print store and token key".into(),
@@ -297,8 +301,7 @@ pub async fn create(
     x: &mut Exchange,
     body: &[u8],
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
-    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let (desk, settings) = desk(gateway, federation)?;
     let request = decode_request(body, federation, settings.max_copies)?;
     let verified =
         fetch(gateway, federation, x, &request.certificate_id, Some(&request.issuer_region), Freshness::Live).await?;
@@ -344,7 +347,7 @@ pub async fn create(
     }
     let number = printed + 1;
     let job_id = Uuid::now_v7();
-    let verify_url = format!("{}{}", settings.verify_url, desk.key.issue(job_id));
+    let verify_url = verify_url(settings, &desk.key, job_id);
     let templates = settings.templates.clone();
     let render_certificate = certificate.clone();
     let site_id = request.site.id.clone();
@@ -387,7 +390,7 @@ pub async fn create(
     blocking(&desk.store, move |store| store.insert(&record, &document)).await?;
     gateway.metrics.print_jobs.with_label_values(&[if number > 1 { "reprint" } else { "created" }]).inc();
     tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, certificate_id = %job.certificate_id, print_number = number, site = %job.site, "Print job queued.");
-    let mut reply = private(respond::json(StatusCode::CREATED, &job_json(&job, &verify_url), &x.cx));
+    let mut reply = private(respond::json(StatusCode::CREATED, &job_json(&job, settings, &desk.key), &x.cx));
     if let Ok(location) = http::HeaderValue::from_str(&format!("/v1/print-jobs/{}", job.job_id)) {
         reply.headers_mut().insert(http::header::LOCATION, location);
     }
@@ -422,7 +425,7 @@ fn decode_request(body: &[u8], federation: &Federation, max_copies: u32) -> Resu
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let request: PrintRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." { None } else { Some(format!("/{}", path.replace('.', "/"))) };
+        let field = (path != ".").then(|| crate::proxy::decode::pointer(&path));
         GatewayError::Unparseable {
             detail: format!("{}; send {{\"certificate_id\", \"issuer_region\", \"site\": {{\"id\", \"region\"}}, \"requested_by\", \"copies\"?, \"reprint_reason\"?}}", error.inner()),
             field,
@@ -468,11 +471,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where a print stands among the prints of its certificate.
+fn standing(job: &PrintJob, latest: u32) -> (&'static str, String) {
+    if job.print_number < latest {
+        ("superseded", format!("print {latest} of this certificate replaced this copy (print {})", job.print_number))
+    } else if job.print_number > 1 {
+        ("reprinted", format!("a genuine reprint, number {} (补打)", job.print_number))
+    } else {
+        ("genuine", "a genuine, current print of a valid certificate".into())
+    }
+}
+
 fn rfc3339(ms: i64) -> String {
     crate::acceptance::clock::rfc3339(ms)
 }
 
-fn job_json(job: &PrintJob, verify_url: &str) -> Value {
+/// The job as answers show it; its verify URL is re-derived (tokens are deterministic).
+fn job_json(job: &PrintJob, settings: &crate::config::PrintingSettings, key: &TokenKey) -> Value {
+    let verify_url = Uuid::parse_str(&job.job_id).map(|id| verify_url(settings, key, id)).unwrap_or_default();
     json!({
         "job_id": job.job_id,
         "state": job.state,
@@ -497,9 +513,9 @@ fn job_json(job: &PrintJob, verify_url: &str) -> Value {
     })
 }
 
-fn verify_url(settings: &crate::config::PrintingSettings, desk: &PrintDesk, job: &PrintJob) -> String {
-    let token = Uuid::parse_str(&job.job_id).map(|id| desk.key.issue(id)).unwrap_or_default();
-    format!("{}{token}", settings.verify_url)
+/// What the QR code of a job carries.
+fn verify_url(settings: &crate::config::PrintingSettings, key: &TokenKey, job: Uuid) -> String {
+    format!("{}{}", settings.verify_url, key.issue(job))
 }
 
 async fn find(desk: &PrintDesk, job_id: &str) -> Result<PrintJob, GatewayError> {
@@ -517,8 +533,7 @@ pub async fn list(
     site: Option<String>,
     state: Option<String>,
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
-    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let (desk, settings) = desk(gateway, federation)?;
     let Some(site) = site.filter(|s| shaped_id(s)) else {
         return Err(GatewayError::BadQuery {
             name: "site",
@@ -538,7 +553,7 @@ pub async fn list(
     };
     let for_site = site.clone();
     let jobs = blocking(&desk.store, move |store| store.for_site(&for_site, state, 100)).await?;
-    let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, &verify_url(settings, &desk, job))).collect();
+    let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, settings, &desk.key)).collect();
     Ok(private(respond::json(StatusCode::OK, &json!({ "site": site, "jobs": jobs }), &x.cx)))
 }
 
@@ -549,10 +564,9 @@ pub async fn show(
     x: &Exchange,
     job_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
-    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let (desk, settings) = desk(gateway, federation)?;
     let job = find(&desk, job_id).await?;
-    Ok(private(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx)))
+    Ok(private(respond::json(StatusCode::OK, &job_json(&job, settings, &desk.key), &x.cx)))
 }
 
 /// `GET /v1/print-jobs/{id}/document`: the PDF.
@@ -562,7 +576,7 @@ pub async fn document(
     x: &Exchange,
     job_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
+    let (desk, _) = desk(gateway, federation)?;
     let id = job_id.to_owned();
     let document = blocking(&desk.store, move |store| store.document(&id))
         .await?
@@ -591,8 +605,7 @@ pub async fn printed(
     job_id: &str,
     body: &[u8],
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
-    let Some(settings) = &federation.printing else { return Err(GatewayError::PrintingDisabled) };
+    let (desk, settings) = desk(gateway, federation)?;
     let confirmation: Confirmation = serde_json::from_slice(body).map_err(|error| GatewayError::Unparseable {
         detail: format!("{error}; send {{\"site\": \"<the id of the site that printed it>\"}}"),
         field: Some("/site".into()),
@@ -612,7 +625,7 @@ pub async fn printed(
         .await?
         .ok_or_else(|| GatewayError::UnknownPrintJob { job_id: job_id.to_owned() })?;
     gateway.metrics.print_jobs.with_label_values(&["printed"]).inc();
-    Ok(private(respond::json(StatusCode::OK, &job_json(&job, &verify_url(settings, &desk, &job)), &x.cx)))
+    Ok(private(respond::json(StatusCode::OK, &job_json(&job, settings, &desk.key), &x.cx)))
 }
 
 /// `GET /v1/verify/{token}`: what anyone scanning the QR code learns. Always 200 with a status;
@@ -623,7 +636,7 @@ pub async fn check(
     x: &mut Exchange,
     token: &str,
 ) -> Result<Reply, GatewayError> {
-    let desk = desk(gateway, federation)?;
+    let (desk, _) = desk(gateway, federation)?;
     let unknown = |x: &Exchange| {
         gateway.metrics.print_verifications.with_label_values(&["unknown"]).inc();
         respond::json(
@@ -660,15 +673,10 @@ pub async fn check(
                     true,
                     "the issuer's certificate has changed since this document was printed; ask for a new print".into(),
                 ),
-                _ if job.print_number < latest => (
-                    "superseded",
-                    true,
-                    format!("print {} of this certificate replaced this copy (print {})", latest, job.print_number),
-                ),
-                _ if job.print_number > 1 => {
-                    ("reprinted", true, format!("a genuine reprint, number {} (补打)", job.print_number))
+                _ => {
+                    let (status, detail) = standing(&job, latest);
+                    (status, true, detail)
                 }
-                _ => ("genuine", true, "a genuine, current print of a valid certificate".into()),
             }
         }
         // The issuer no longer has it: as good as withdrawn.
@@ -691,13 +699,7 @@ pub async fn check(
         // The issuer could not be asked just now: the record answers, and says so.
         Err(error) => {
             tracing::info!(request_id = %x.cx.request_id, job_id = %job.job_id, problem = error.spec().slug, "Verification answered from the record: the issuer could not be asked.");
-            let status = if job.print_number < latest {
-                "superseded"
-            } else if job.print_number > 1 {
-                "reprinted"
-            } else {
-                "genuine"
-            };
+            let (status, _) = standing(&job, latest);
             (
                 status,
                 false,

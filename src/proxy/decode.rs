@@ -54,7 +54,7 @@ pub fn validated(doc: &mut Value, regions: &RegionTable) -> Result<(Application,
 }
 
 /// serde's `applicant.gender` / `materials[0].size` → `/applicant/gender` / `/materials/0/size`.
-fn pointer(path: &str) -> String {
+pub(crate) fn pointer(path: &str) -> String {
     if path == "." || path.is_empty() {
         return "/".into();
     }
