@@ -1,7 +1,8 @@
-//! Partner identity (合作方身份): who is calling. Today an API key in `X-Api-Key` maps to a
-//! configured partner (a province's agency); mutual TLS identities replace the key later behind
-//! the same seam, [`Identities::identify`]. Callers without a known key are refused (401) unless
-//! the configuration admits anonymous callers (the demo does, for its walk-throughs).
+//! Partner identity (合作方身份): who is calling. Either an API key in `X-Api-Key` maps to a
+//! configured partner (a province's agency), or — when the public listener requires client
+//! certificates (mutual TLS) — a name in the verified certificate does (`tls_names`), and API keys
+//! are ignored. Callers without a known identity are refused (401) unless the configuration
+//! admits anonymous callers (the demo does, for its walk-throughs).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use crate::access::Rights;
 use crate::adapter::Operation;
 use crate::limit::LimitSpec;
 use crate::problem::GatewayError;
@@ -34,6 +36,28 @@ pub struct Partner {
     pub rate: Option<LimitSpec>,
     /// Limits per operation for this partner.
     pub operations: HashMap<Operation, LimitSpec>,
+    /// What it may call (访问权限).
+    pub rights: Rights,
+}
+
+/// How partners prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdentifyBy {
+    /// An API key in `X-Api-Key`.
+    #[default]
+    ApiKey,
+    /// A verified client certificate (mutual TLS); API keys are ignored.
+    Certificate,
+}
+
+/// The names a connection's verified client certificate carries: SAN DNS names and URIs, then
+/// the subject's common name. The listener puts it in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// Names to match against `tls_names`, in order.
+    pub names: Vec<String>,
+    /// SHA-256 fingerprint of the certificate (hex), for logs.
+    pub fingerprint: String,
 }
 
 /// Who a request comes from.
@@ -62,39 +86,107 @@ impl Caller {
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
     by_key: HashMap<String, Arc<Partner>>,
+    by_tls_name: HashMap<String, Arc<Partner>>,
     /// Whether callers without a key are admitted.
     pub anonymous: bool,
+    /// Keys or certificates.
+    pub by: IdentifyBy,
 }
 
+/// What the caller does when no partner is found, by how partners are identified.
+const KEY_FIX: &str = "send the API key your partner entry lists in the X-Api-Key header";
+const CERTIFICATE_FIX: &str =
+    "connect with the client certificate issued to your partner (curl --cert partner.pem --key partner.key)";
+
 impl Identities {
-    /// Builds the table from partners and their keys.
-    pub fn new(partners: Vec<(Arc<Partner>, Vec<String>)>, anonymous: bool) -> Identities {
+    /// Builds the table from partners with their API keys and certificate names.
+    pub fn new(partners: Vec<PartnerEntry>, anonymous: bool, by: IdentifyBy) -> Identities {
         let mut by_key = HashMap::new();
-        for (partner, keys) in partners {
-            for key in keys {
-                by_key.insert(key, partner.clone());
+        let mut by_tls_name = HashMap::new();
+        for entry in partners {
+            for key in entry.api_keys {
+                by_key.insert(key, entry.partner.clone());
+            }
+            for name in entry.tls_names {
+                by_tls_name.insert(name, entry.partner.clone());
             }
         }
-        Identities { by_key, anonymous }
+        Identities { by_key, by_tls_name, anonymous, by }
     }
 
-    /// Identifies the caller of a request.
-    pub fn identify(&self, headers: &HeaderMap, address: IpAddr) -> Result<Caller, GatewayError> {
+    /// Identifies the caller of a request from its API key or its connection's certificate.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        certificate: Option<&ClientCertificate>,
+        address: IpAddr,
+    ) -> Result<Caller, GatewayError> {
+        match self.by {
+            IdentifyBy::ApiKey => self.by_api_key(headers, address),
+            IdentifyBy::Certificate => self.by_certificate(certificate, address),
+        }
+    }
+
+    fn by_api_key(&self, headers: &HeaderMap, address: IpAddr) -> Result<Caller, GatewayError> {
+        let unauthorized = |reason: &str| GatewayError::Unauthorized { reason: reason.into(), fix: KEY_FIX };
         match headers.get(API_KEY) {
             Some(value) => {
                 let key = value.to_str().unwrap_or_default();
                 match self.by_key.get(key) {
                     Some(partner) => Ok(Caller::Partner(partner.clone())),
-                    None => Err(GatewayError::Unauthorized { reason: "the X-Api-Key is not known".into() }),
+                    None => Err(unauthorized("the X-Api-Key is not known")),
                 }
             }
             None if self.anonymous => Ok(Caller::Anonymous { address }),
-            None => Err(GatewayError::Unauthorized { reason: "no X-Api-Key was sent".into() }),
+            None => Err(unauthorized("no X-Api-Key was sent")),
         }
     }
 
-    /// Every configured partner.
-    pub fn partners(&self) -> impl Iterator<Item = &Arc<Partner>> {
-        self.by_key.values()
+    fn by_certificate(&self, certificate: Option<&ClientCertificate>, address: IpAddr) -> Result<Caller, GatewayError> {
+        let unauthorized = |reason: String| GatewayError::Unauthorized { reason, fix: CERTIFICATE_FIX };
+        let Some(certificate) = certificate else {
+            if self.anonymous {
+                return Ok(Caller::Anonymous { address });
+            }
+            return Err(unauthorized("no client certificate was presented".into()));
+        };
+        let mut found: Option<&Arc<Partner>> = None;
+        for name in &certificate.names {
+            match (self.by_tls_name.get(name), found) {
+                (Some(partner), Some(first)) if !Arc::ptr_eq(partner, first) => {
+                    // One certificate, two partners: refuse rather than guess whose rights apply.
+                    return Err(unauthorized(format!(
+                        "the client certificate names two partners ('{}' and '{}')",
+                        first.name, partner.name
+                    )));
+                }
+                (Some(partner), None) => found = Some(partner),
+                _ => {}
+            }
+        }
+        match found {
+            Some(partner) => Ok(Caller::Partner(partner.clone())),
+            None => Err(unauthorized(format!(
+                "the client certificate ({}) is not mapped to a partner; the operator lists one of its names in that partner's tls_names",
+                certificate.names.join(", ")
+            ))),
+        }
     }
+
+    /// Every configured partner (once each).
+    pub fn partners(&self) -> impl Iterator<Item = &Arc<Partner>> {
+        let mut seen = std::collections::HashSet::new();
+        self.by_key.values().chain(self.by_tls_name.values()).filter(move |partner| seen.insert(Arc::as_ptr(partner)))
+    }
+}
+
+/// A partner with the credentials that identify it.
+#[derive(Debug, Clone)]
+pub struct PartnerEntry {
+    /// The partner.
+    pub partner: Arc<Partner>,
+    /// Its API keys.
+    pub api_keys: Vec<String>,
+    /// Names in its client certificate (SAN DNS or URI, or the subject CN).
+    pub tls_names: Vec<String>,
 }

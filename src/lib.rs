@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod acceptance;
+pub mod access;
 pub mod adapter;
+pub mod audit;
 pub mod cache;
 pub mod canonical;
 pub mod certificate;
@@ -24,4 +26,5 @@ pub mod proxy;
 pub mod regions;
 pub mod routing;
 pub mod store;
+pub mod tls;
 pub mod wire;

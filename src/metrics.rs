@@ -87,6 +87,12 @@ pub struct Metrics {
     pub print_render_duration: HistogramVec,
     /// QR verifications by answer.
     pub print_verifications: IntCounterVec,
+    /// Requests refused by the framing guard before hyper saw them, by problem type.
+    pub framing_refusals: IntCounterVec,
+    /// TLS handshakes that failed (no or unknown client certificate, old protocol, scans).
+    pub tls_handshake_failures: IntCounterVec,
+    /// Audit records by outcome: written, dropped_queue_full, dropped_write_failed.
+    pub audit_records: IntGaugeVec,
 }
 
 impl Metrics {
@@ -203,6 +209,21 @@ impl Metrics {
                 "Age of the oldest acceptance not yet delivered.",
             ),
             acceptance_dead: gauge("tongban_acceptance_dead_letters", "Acceptances in the dead letter queue."),
+            framing_refusals: counter(
+                "tongban_framing_refusals_total",
+                "Requests refused for their framing (smuggling shapes, oversize or malformed heads), by problem type.",
+                &["problem"],
+            ),
+            tls_handshake_failures: counter(
+                "tongban_tls_handshake_failures_total",
+                "TLS handshakes on the public listener that failed (no or unknown client certificate, old protocol, scans).",
+                &[],
+            ),
+            audit_records: gauge_vec(
+                "tongban_audit_records",
+                "Audit records since start, by outcome: written, dropped_queue_full, dropped_write_failed.",
+                &["outcome"],
+            ),
             registry,
         };
         let build = gauge_vec("tongban_build_info", "Build information; the value is always 1.", &["version"]);
@@ -234,6 +255,9 @@ impl Metrics {
             Box::new(metrics.print_jobs.clone()),
             Box::new(metrics.print_render_duration.clone()),
             Box::new(metrics.print_verifications.clone()),
+            Box::new(metrics.framing_refusals.clone()),
+            Box::new(metrics.tls_handshake_failures.clone()),
+            Box::new(metrics.audit_records.clone()),
             Box::new(build),
         ];
         for collector in collectors {

@@ -195,10 +195,25 @@ pub enum GatewayError {
         status: u16,
     },
     /// No known partner identity.
-    #[error("{reason}; send the API key your partner entry lists in the X-Api-Key header")]
+    #[error("{reason}; {fix}")]
     Unauthorized {
         /// What was missing or wrong.
         reason: String,
+        /// What the caller does about it.
+        fix: &'static str,
+    },
+    /// The partner is identified but lacks a right (访问权限).
+    #[error(
+        "partner '{partner}' has no right to {right} '{value}'; the operator grants it in this partner's [partner.allow] {} in tongban.toml",
+        crate::problem::allow_list(right)
+    )]
+    Forbidden {
+        /// The partner.
+        partner: String,
+        /// The kind of right: operation, region or matter.
+        right: &'static str,
+        /// What was asked for.
+        value: String,
     },
     /// Over a rate limit.
     #[error("over the {policy} rate limit ({limit}); retry after {} s", retry_after.as_secs())]
@@ -318,6 +333,15 @@ fn summary(errors: &[FieldError]) -> String {
     if more > 0 { format!("{}; and {more} more", first.join("; ")) } else { first.join("; ") }
 }
 
+/// The `[partner.allow]` list that grants a kind of right.
+pub(crate) fn allow_list(right: &str) -> &'static str {
+    match right {
+        "region" => "regions",
+        "matter" => "matters",
+        _ => "operations",
+    }
+}
+
 fn humanize(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {
         format!("{}s", duration.as_secs())
@@ -434,6 +458,7 @@ impl GatewayError {
                 spec(502, "upstream-bad-answer", "Handling platform answered unusably", Upstream, true)
             }
             GatewayError::Unauthorized { .. } => spec(401, "unauthorized", "Unknown caller", Downstream, false),
+            GatewayError::Forbidden { .. } => spec(403, "forbidden", "Not allowed for this partner", Downstream, false),
             GatewayError::RateLimited { .. } => spec(429, "rate-limited", "Too many requests", Downstream, true),
             GatewayError::BulkheadFull { .. } => {
                 spec(503, "platform-busy", "Handling platform at capacity", Upstream, true)
@@ -506,6 +531,10 @@ impl GatewayError {
                 serde_json::json!({ "reason": code, "field": field })
             }
             GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
+            GatewayError::Forbidden { partner, right, value } => serde_json::json!({
+                "partner": partner,
+                "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }
+            }),
             GatewayError::NativeUntranslatable { adapter, error } => {
                 serde_json::json!({ "field": error.path(), "adapter": adapter })
             }

@@ -88,7 +88,7 @@ proptest! {
         let federation = common::shared_federation();
         let mut doc = doc;
         let _ = decode::validated(&mut doc, federation.regions);
-        let _ = decode::json(doc.to_string().as_bytes());
+        let _ = decode::json(doc.to_string().as_bytes(), 32);
     }
 
     #[test]

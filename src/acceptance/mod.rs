@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use self::clock::Clock;
+use crate::access::{Call, Right};
 use crate::canonical::Mode;
 use crate::canonical::validate::FieldError;
 use crate::problem::GatewayError;
@@ -234,7 +235,7 @@ pub async fn accept(
     upload: Option<materials::Upload>,
 ) -> Result<Reply, GatewayError> {
     let federation = gateway.federation();
-    let request = decode::json(body)?;
+    let request = decode::json(body, federation.server.max_json_depth)?;
     let request: AcceptanceRequest = serde_path_to_error::deserialize(&request).map_err(|err| {
         let field = format!("/{}", err.path().to_string().replace('.', "/"));
         invalid(&field, err.inner().to_string().replace('`', "'"))
@@ -295,7 +296,15 @@ pub async fn accept(
     x.target = Some(route.adapter.name.clone());
     x.kind = route.kind;
     let warnings = crate::proxy::pipeline::uscc_policy(validation.uscc_check_failures, &route, x)?;
-    crate::proxy::pipeline::admit(gateway, &federation, x, &route.adapter, crate::adapter::Operation::Submit)?;
+    let call = Call { right: Right::Accept, region: Some(&route.to.code), matter: Some(&app.matter.code) };
+    crate::proxy::pipeline::admit(
+        gateway,
+        &federation,
+        x,
+        &route.adapter,
+        crate::adapter::Operation::Submit,
+        Some(call),
+    )?;
     // Platforms validate against today's division table (see submit).
     doc["handling_region"] = Value::String(route.to.code.clone());
     if let Some(from) = &route.from {
@@ -437,7 +446,7 @@ struct PlatformEvent {
 
 /// `POST /v1/acceptances/{receipt}/events`: a callback from the handling platform after delivery.
 pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) -> Result<Reply, GatewayError> {
-    let request = decode::json(body)?;
+    let request = decode::json(body, gateway.federation().server.max_json_depth)?;
     let event: PlatformEvent = serde_path_to_error::deserialize(&request).map_err(|err| {
         let field = format!("/{}", err.path().to_string().replace('.', "/"));
         invalid(&field, err.inner().to_string().replace('`', "'"))

@@ -24,6 +24,7 @@ use super::template::{PrintFacts, RenderFailure};
 use super::token::TokenKey;
 use super::verify::{self, VerifyError};
 use super::{Certificate, NotPrintable, beijing_today};
+use crate::access::{Call, Right};
 use crate::adapter::{Adapter, Operation};
 use crate::canonical::validate::FieldError;
 use crate::config::Federation;
@@ -80,6 +81,7 @@ pub async fn fetch(
     certificate_id: &str,
     issuer_region: Option<&str>,
     freshness: Freshness,
+    right: Option<Right>,
 ) -> Result<Verified, GatewayError> {
     if !shaped_id(certificate_id) {
         return Err(GatewayError::InvalidRequest {
@@ -97,7 +99,8 @@ pub async fn fetch(
     }
     x.operation = Some(Operation::Certificate);
     x.target = Some(adapter.name.clone());
-    pipeline::admit(gateway, federation, x, &adapter, Operation::Certificate)?;
+    let call = right.map(|right| Call { right, region: Some(&route.to.code), matter: None });
+    pipeline::admit(gateway, federation, x, &adapter, Operation::Certificate, call)?;
     let request = json!({ "certificate_id": certificate_id, "issuer_region": route.to.code });
     let answer = match freshness {
         Freshness::Cached => {
@@ -217,7 +220,9 @@ pub async fn show_certificate(
     certificate_id: &str,
     issuer_region: Option<&str>,
 ) -> Result<Reply, GatewayError> {
-    let verified = fetch(gateway, federation, x, certificate_id, issuer_region, Freshness::Cached).await?;
+    let verified =
+        fetch(gateway, federation, x, certificate_id, issuer_region, Freshness::Cached, Some(Right::Certificate))
+            .await?;
     let mut body = serde_json::to_value(&verified.certificate).map_err(|e| GatewayError::Internal(e.to_string()))?;
     body["verification"] = json!({
         "verified": true,
@@ -303,8 +308,16 @@ pub async fn create(
 ) -> Result<Reply, GatewayError> {
     let (desk, settings) = desk(gateway, federation)?;
     let request = decode_request(body, federation, settings.max_copies)?;
-    let verified =
-        fetch(gateway, federation, x, &request.certificate_id, Some(&request.issuer_region), Freshness::Live).await?;
+    let verified = fetch(
+        gateway,
+        federation,
+        x,
+        &request.certificate_id,
+        Some(&request.issuer_region),
+        Freshness::Live,
+        Some(Right::Print),
+    )
+    .await?;
     let certificate = &verified.certificate;
     let today = today(gateway);
     if let Err(reason) = certificate.printable_on(today) {
@@ -422,6 +435,7 @@ fn unprintable(failure: RenderFailure) -> GatewayError {
 }
 
 fn decode_request(body: &[u8], federation: &Federation, max_copies: u32) -> Result<PrintRequest, GatewayError> {
+    crate::proxy::decode::depth(body, federation.server.max_json_depth)?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let request: PrintRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -606,6 +620,7 @@ pub async fn printed(
     body: &[u8],
 ) -> Result<Reply, GatewayError> {
     let (desk, settings) = desk(gateway, federation)?;
+    crate::proxy::decode::depth(body, federation.server.max_json_depth)?;
     let confirmation: Confirmation = serde_json::from_slice(body).map_err(|error| GatewayError::Unparseable {
         detail: format!("{error}; send {{\"site\": \"<the id of the site that printed it>\"}}"),
         field: Some("/site".into()),
@@ -655,7 +670,9 @@ pub async fn check(
     let (region, certificate_id) = (job.issuer_region.clone(), job.certificate_id.clone());
     let latest = blocking(&desk.store, move |store| store.last_print_number(&region, &certificate_id)).await?;
     // Ask the issuer whether the certificate still stands; the record answers when it cannot.
-    let current = fetch(gateway, federation, x, &job.certificate_id, Some(&job.issuer_region), Freshness::Cached).await;
+    // Anyone may check a printed QR code: no right is needed.
+    let current =
+        fetch(gateway, federation, x, &job.certificate_id, Some(&job.issuer_region), Freshness::Cached, None).await;
     let today = today(gateway);
     let (status, issuer_checked, detail) = match &current {
         Ok(verified) => {

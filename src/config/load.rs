@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnostic::{Diagnostic, Diagnostics, Severity};
-use super::raw::RawGatewayConfig;
+use super::raw::{RawAllow, RawGatewayConfig};
 use super::source::{KeyPath, SourceFile};
+use crate::access::{Allowed, Right, Rights};
 use crate::adapter::{self, Adapter, Operation, RawAdapter, TimeoutDefaults};
-use crate::identity::{Identities, Partner};
+use crate::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
 use crate::limit::LimitSpec;
 use crate::mapping::Mapping;
 use crate::mapping::compile::{TableRegistry, compile_mapping};
@@ -20,6 +21,7 @@ use crate::mapping::raw::{RawMappingFile, RawTableFile};
 use crate::regions::RegionTable;
 use crate::routing::Router;
 use crate::routing::matters::{MatterList, RawMatterList};
+use crate::tls::{ClientAuth, ServerTlsFiles};
 
 /// Listener settings.
 #[derive(Debug, Clone)]
@@ -32,6 +34,14 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Connections open at once on each listener.
     pub max_connections: usize,
+    /// TLS on the public listener; absent: plain HTTP.
+    pub tls: Option<ServerTlsFiles>,
+    /// Header lines per request head.
+    pub max_headers: usize,
+    /// Bytes per request head.
+    pub max_head_bytes: usize,
+    /// Nesting depth of JSON bodies.
+    pub max_json_depth: usize,
 }
 
 /// Upstream client settings.
@@ -210,6 +220,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     };
     let listen = address("listen", &raw.server.listen, &mut diagnostics);
     let admin_listen = address("admin_listen", &raw.server.admin_listen, &mut diagnostics);
+    let server_tls = compile_server_tls(&raw, &base, &parsed, listen, &mut diagnostics);
     let timeouts = TimeoutDefaults {
         connect: Duration::from_millis(raw.upstream.connect_timeout_ms),
         request: Duration::from_millis(raw.upstream.request_timeout_ms),
@@ -362,8 +373,12 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         }
     }
 
-    // Pass 6: partners, their keys and limits.
-    let identities = compile_partners(&raw, &parsed, &mut diagnostics);
+    // Pass 6: partners, their keys or certificate names, their rights and limits.
+    let identify_by = match server_tls.as_ref().map(|tls| tls.client_auth) {
+        Some(ClientAuth::Required | ClientAuth::Optional) => IdentifyBy::Certificate,
+        _ => IdentifyBy::ApiKey,
+    };
+    let identities = compile_partners(&raw, &parsed, identify_by, regions, &matters, &mut diagnostics);
     let rate = |diagnostics: &mut Diagnostics,
                 key: &str,
                 rate: &Option<crate::config::raw::RawRate>,
@@ -381,6 +396,11 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
 
     // Pass 7: certificate printing — the font, then every template checked against it.
     let mut sources = vec![config_path.to_path_buf(), adapters_dir.clone(), mappings_dir.clone(), matters_path.clone()];
+    // A renewed certificate or key reloads like any other configuration file.
+    if let Some(tls) = &server_tls {
+        sources.extend([tls.cert.clone(), tls.key.clone()]);
+        sources.extend(tls.client_ca.clone());
+    }
     let printing = raw.printing.as_ref().and_then(|printing| {
         let at = KeyPath::root().key("printing");
         compile_printing(printing, &base, &parsed, &at, &mut sources, &mut diagnostics)
@@ -399,6 +419,10 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
             admin_listen,
             body_limit: raw.server.body_limit_bytes,
             max_connections: raw.server.max_connections,
+            tls: server_tls,
+            max_headers: raw.server.max_headers,
+            max_head_bytes: raw.server.max_head_bytes,
+            max_json_depth: raw.server.max_json_depth,
         },
         upstream: UpstreamSettings {
             pool_idle_timeout: Duration::from_millis(raw.upstream.pool_idle_timeout_ms),
@@ -636,16 +660,103 @@ fn report_config(
     }
 }
 
-/// Partners: unique names and keys, known operations, sane rates.
+/// `[server.tls]`: files that load exactly as the listener loads them, a client CA when
+/// certificates identify partners, and no plain HTTP off loopback unless the config says so.
+fn compile_server_tls(
+    raw: &RawGatewayConfig,
+    base: &Path,
+    parsed: &Option<(RawGatewayConfig, super::source::SpannedDoc<'_>)>,
+    listen: Option<SocketAddr>,
+    diagnostics: &mut Diagnostics,
+) -> Option<ServerTlsFiles> {
+    let at = KeyPath::root().key("server");
+    let Some(tls) = &raw.server.tls else {
+        if let Some(listen) = listen
+            && !listen.ip().is_loopback()
+            && !raw.server.plain_http
+        {
+            report_config(
+                parsed,
+                diagnostics,
+                &at.key("listen"),
+                format!(
+                    "{listen} is not a loopback address and [server.tls] is absent: partners' personal data would cross the network in clear; add [server.tls] (tongban certs init makes demo certificates), or set server.plain_http = true when a TLS terminator you run sits in front"
+                ),
+            );
+        }
+        return None;
+    };
+    let at = at.key("tls");
+    let client_auth = match tls.client_auth.as_str() {
+        "required" => ClientAuth::Required,
+        "optional" => ClientAuth::Optional,
+        "off" => ClientAuth::Off,
+        other => {
+            report_config(
+                parsed,
+                diagnostics,
+                &at.key("client_auth"),
+                format!("unknown client_auth '{other}'; expected 'required' (mutual TLS), 'optional' or 'off'"),
+            );
+            ClientAuth::Required
+        }
+    };
+    let mut missing = false;
+    let mut file = |key: &str, path: &str| {
+        let resolved = base.join(path);
+        if !resolved.is_file() {
+            missing = true;
+            report_config(
+                parsed,
+                diagnostics,
+                &at.key(key),
+                format!("{} does not exist; tongban certs init --out <dir> makes demo files", resolved.display()),
+            );
+        }
+        resolved
+    };
+    let cert = file("cert", &tls.cert);
+    let key = file("key", &tls.key);
+    let client_ca = tls.client_ca.as_ref().map(|path| file("client_ca", path));
+    if client_auth != ClientAuth::Off && client_ca.is_none() {
+        report_config(
+            parsed,
+            diagnostics,
+            &at.key("client_ca"),
+            "client certificates need the CA that issues them: set client_ca, or client_auth = \"off\"".into(),
+        );
+    }
+    if client_auth != ClientAuth::Off && raw.access.anonymous {
+        report_config(
+            parsed,
+            diagnostics,
+            &KeyPath::root().key("access").key("anonymous"),
+            "anonymous callers cannot be combined with client certificates (they would bypass deny-by-default); set access.anonymous = false".into(),
+        );
+    }
+    let files = ServerTlsFiles { cert, key, client_ca, client_auth };
+    // The listener's own loader: a key that does not match, an empty CA, a bad PEM.
+    if !missing && let Err(error) = crate::tls::server_config(&files) {
+        report_config(parsed, diagnostics, &at, error.to_string());
+    }
+    Some(files)
+}
+
+/// Partners: unique names and keys, known operations, sane rates, rights naming real regions
+/// and matters.
 fn compile_partners(
     raw: &RawGatewayConfig,
     parsed: &Option<(RawGatewayConfig, super::source::SpannedDoc<'_>)>,
+    by: IdentifyBy,
+    regions: &RegionTable,
+    matters: &MatterList,
     diagnostics: &mut Diagnostics,
 ) -> Identities {
     let Some((_, doc)) = parsed else { return Identities::default() };
     let mut partners = Vec::new();
     let mut names = std::collections::HashSet::new();
     let mut keys = std::collections::HashSet::new();
+    let mut tls_names = std::collections::HashSet::new();
     for (index, raw_partner) in raw.partners.iter().enumerate() {
         let at = KeyPath::root().key("partner").index(index);
         if !names.insert(raw_partner.name.as_str()) {
@@ -662,8 +773,28 @@ fn compile_partners(
                 "'anonymous' is reserved for callers without a key; pick another name",
             );
         }
-        if raw_partner.api_keys.is_empty() {
-            doc.report(diagnostics, &at.key("api_keys"), "give at least one API key, or remove the partner");
+        match by {
+            IdentifyBy::ApiKey if raw_partner.api_keys.is_empty() => {
+                doc.report(diagnostics, &at.key("api_keys"), "give at least one API key, or remove the partner")
+            }
+            IdentifyBy::Certificate if raw_partner.tls_names.is_empty() => doc.report(
+                diagnostics,
+                &at.key("tls_names"),
+                "client certificates identify partners ([server.tls] client_auth): give the names in this partner's certificate (SAN DNS or URI, or the subject CN)",
+            ),
+            _ => {}
+        }
+        for (i, name) in raw_partner.tls_names.iter().enumerate() {
+            if name.trim().is_empty() {
+                doc.report(diagnostics, &at.key("tls_names").index(i), "a certificate name cannot be empty");
+            }
+            if !tls_names.insert(name.as_str()) {
+                doc.report(
+                    diagnostics,
+                    &at.key("tls_names").index(i),
+                    "this certificate name is given to another partner too; a name identifies one partner",
+                );
+            }
         }
         for (i, key) in raw_partner.api_keys.iter().enumerate() {
             if key.len() < 8 || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -709,8 +840,85 @@ fn compile_partners(
                 .as_ref()
                 .map(|rate| adapter::limit_spec(format!("partner:{}", raw_partner.name), "partner", rate)),
             operations,
+            rights: match &raw_partner.allow {
+                Some(allow) => compile_rights(allow, doc, &at.key("allow"), regions, matters, diagnostics),
+                // Deny by default once certificates identify partners.
+                None if by == IdentifyBy::Certificate => Rights::none(),
+                None => Rights::all(),
+            },
         };
-        partners.push((Arc::new(partner), raw_partner.api_keys.clone()));
+        partners.push(PartnerEntry {
+            partner: Arc::new(partner),
+            api_keys: raw_partner.api_keys.clone(),
+            tls_names: raw_partner.tls_names.clone(),
+        });
     }
-    Identities::new(partners, raw.access.anonymous)
+    Identities::new(partners, raw.access.anonymous, by)
+}
+
+/// `[partner.allow]`: known operations, regions in the division table, matters on the list.
+fn compile_rights(
+    allow: &RawAllow,
+    doc: &super::source::SpannedDoc<'_>,
+    at: &KeyPath,
+    regions: &RegionTable,
+    matters: &MatterList,
+    diagnostics: &mut Diagnostics,
+) -> Rights {
+    let any = |list: &[String]| list.iter().any(|item| item == "*");
+    let operations = if any(&allow.operations) {
+        Allowed::Any
+    } else {
+        let mut set = std::collections::HashSet::new();
+        for (i, name) in allow.operations.iter().enumerate() {
+            match Right::parse(name) {
+                Some(right) => {
+                    set.insert(right);
+                }
+                None => {
+                    let known: Vec<&str> = Right::ALL.iter().map(|r| r.as_str()).collect();
+                    doc.report(
+                        diagnostics,
+                        &at.key("operations").index(i),
+                        format!("unknown operation '{name}'; expected \"*\" or some of {}", known.join(", ")),
+                    )
+                }
+            }
+        }
+        Allowed::Only(set)
+    };
+    let region_list = if any(&allow.regions) {
+        Allowed::Any
+    } else {
+        let mut prefixes = Vec::new();
+        for (i, code) in allow.regions.iter().enumerate() {
+            let shaped = matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit());
+            let full = format!("{code:0<6}");
+            if !shaped || regions.get(&full).is_none() {
+                doc.report(
+                    diagnostics,
+                    &at.key("regions").index(i),
+                    format!("'{code}' is not a region code in GB/T 2260; write a province (\"52\"), a city (\"4401\") or a county (\"440106\")"),
+                );
+                continue;
+            }
+            prefixes.push(crate::access::region_prefix(code).to_owned());
+        }
+        Allowed::Only(prefixes)
+    };
+    let matter_list = if any(&allow.matters) {
+        Allowed::Any
+    } else {
+        for (i, code) in allow.matters.iter().enumerate() {
+            if matters.name_of(code).is_none() {
+                doc.report(
+                    diagnostics,
+                    &at.key("matters").index(i),
+                    format!("matter '{code}' is not on the matter list; add it there first, or fix the code"),
+                );
+            }
+        }
+        Allowed::Only(allow.matters.iter().cloned().collect())
+    };
+    Rights { operations, regions: region_list, matters: matter_list }
 }

@@ -213,14 +213,35 @@ pub struct RawPartner {
     /// Agency name.
     #[serde(default)]
     pub agency: Option<String>,
-    /// API keys sent in `X-Api-Key`. Keep this file private.
+    /// API keys sent in `X-Api-Key` (when partners are identified by key). Keep this file private.
+    #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Names in the partner's client certificate that identify it under mutual TLS: a SAN DNS
+    /// name or URI, or the subject's common name, e.g. "guangdong-window.partner.tongban.test".
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+    /// What the partner may call; absent: everything when identified by API key, nothing under
+    /// mutual TLS.
+    #[serde(default)]
+    pub allow: Option<RawAllow>,
     /// The partner's own limit (instead of `[limits] partner_default`).
     #[serde(default)]
     pub rate: Option<RawRate>,
     /// Limits per operation: submit, status, matters.
     #[serde(default)]
     pub operations: std::collections::BTreeMap<String, RawRate>,
+}
+
+/// `[partner.allow]`: a partner's rights (访问权限). Each list is required; `["*"]` allows all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    /// Operations: submit, status, matters, accept, certificate, print.
+    pub operations: Vec<String>,
+    /// Target regions as codes or prefixes: "52" (a province), "4401" (a city), "440106".
+    pub regions: Vec<String>,
+    /// Matter codes (事项编码) from the matter list.
+    pub matters: Vec<String>,
 }
 
 /// `[limits]`.
@@ -349,6 +370,52 @@ pub struct RawServer {
     /// descriptors.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// TLS on the public listener, with client certificates for mutual TLS.
+    #[serde(default)]
+    pub tls: Option<RawServerTls>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS terminator you run).
+    /// Loopback addresses may always serve plain HTTP (the demo).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// Request heads with more header lines are refused (431).
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Request heads (request line and headers) larger than this are refused (431), in bytes.
+    #[serde(default = "default_max_head_bytes")]
+    pub max_head_bytes: usize,
+    /// JSON bodies nested deeper than this are refused (400).
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
+}
+
+/// `[server.tls]`: TLS 1.2/1.3 on the public listener. Files are re-read on reload.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    /// The gateway's certificate chain (PEM), relative to this file.
+    pub cert: String,
+    /// Its private key (PEM).
+    pub key: String,
+    /// CA certificates (PEM) that issue partners' client certificates.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// "required" (mutual TLS: partners are identified by certificate), "optional" (a
+    /// certificate identifies when sent; without one only /v1/verify answers) or "off".
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+}
+
+fn default_client_auth() -> String {
+    "required".into()
+}
+fn default_max_headers() -> usize {
+    64
+}
+fn default_max_head_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_json_depth() -> usize {
+    32
 }
 
 impl Default for RawServer {
@@ -358,6 +425,11 @@ impl Default for RawServer {
             admin_listen: default_admin_listen(),
             body_limit_bytes: default_body_limit(),
             max_connections: default_max_connections(),
+            tls: None,
+            plain_http: false,
+            max_headers: default_max_headers(),
+            max_head_bytes: default_max_head_bytes(),
+            max_json_depth: default_max_json_depth(),
         }
     }
 }

@@ -2,20 +2,35 @@
 //! admit one more request, and a slot in the platform's concurrency cap.
 
 use std::net::SocketAddr;
-
-use http::HeaderMap;
+use std::sync::Arc;
 
 use super::Gateway;
+use super::pipeline::Exchange;
+use crate::access::Call;
 use crate::adapter::{Adapter, Operation};
 use crate::config::Federation;
-use crate::identity::Caller;
+use crate::identity::{Caller, ClientCertificate};
 use crate::limit::{BulkheadPermit, LimitSpec, RateLimitHeaders};
 use crate::metrics::Metrics;
 use crate::problem::GatewayError;
 
-/// Identifies the caller (API key today; mutual TLS later, behind the same call).
-pub fn identify(federation: &Federation, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, GatewayError> {
-    federation.identities.identify(headers, peer.ip())
+/// Identifies the caller: by API key, or by the connection's client certificate under mutual TLS.
+pub fn identify<B>(
+    federation: &Federation,
+    request: &http::Request<B>,
+    peer: SocketAddr,
+) -> Result<Caller, GatewayError> {
+    let certificate = request.extensions().get::<Arc<ClientCertificate>>().map(|c| c.as_ref());
+    federation.identities.identify(request.headers(), certificate, peer.ip())
+}
+
+/// Checks the caller's rights (访问权限) for one call; anonymous callers are only ever admitted
+/// where the configuration allows them (the demo, and QR verification).
+pub fn authorize(x: &Exchange, call: Call<'_>) -> Result<(), GatewayError> {
+    match &x.caller {
+        Some(Caller::Partner(partner)) => partner.rights.check(&partner.name, call),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the caller's limits for this operation: its own (or the default partner / anonymous

@@ -7,17 +7,32 @@ use crate::canonical::validate::{FieldError, Validation, validate};
 use crate::problem::GatewayError;
 use crate::regions::RegionTable;
 
-/// Parses canonical JSON bytes.
-pub fn json(body: &[u8]) -> Result<Value, GatewayError> {
+/// Parses canonical JSON bytes nested at most `max_depth` levels.
+pub fn json(body: &[u8], max_depth: usize) -> Result<Value, GatewayError> {
     if body.is_empty() {
         return Err(GatewayError::Unparseable {
             detail: "the request body is empty; send the application as JSON".into(),
             field: None,
         });
     }
+    depth(body, max_depth)?;
     serde_json::from_slice(body).map_err(|err| GatewayError::Unparseable {
         detail: format!("the body is not valid JSON: {err}; send UTF-8 JSON (Content-Type: application/json)"),
         field: Some(format!("line {}, column {}", err.line(), err.column())),
+    })
+}
+
+/// Refuses bodies nested deeper than `[server] max_json_depth`.
+pub fn depth(body: &[u8], max_depth: usize) -> Result<(), GatewayError> {
+    crate::wire::check_json_depth(body, max_depth).map_err(|err| {
+        let field = match &err {
+            crate::wire::WireError::JsonTooDeep { line, column, .. } => Some(format!("line {line}, column {column}")),
+            _ => None,
+        };
+        GatewayError::Unparseable {
+            detail: format!("{err}, or ask the operator to raise server.max_json_depth"),
+            field,
+        }
     })
 }
 

@@ -8,6 +8,7 @@ pub mod body;
 pub mod context;
 pub mod decode;
 pub mod forward;
+pub mod framing;
 pub mod health;
 pub mod pipeline;
 pub mod respond;
@@ -56,6 +57,8 @@ pub struct Gateway {
     pub acceptances: Acceptances,
     /// Certificate printing: print jobs and the token key, when `[printing]` is configured.
     pub printing: Option<crate::certificate::print::PrintDesk>,
+    /// The public listener's TLS, reloaded with the configuration.
+    pub tls: Option<Arc<crate::tls::TlsAcceptor>>,
     adjust: Adjust,
     reloading: Mutex<()>,
 }
@@ -88,6 +91,7 @@ impl Gateway {
                 wake: tokio::sync::Notify::new(),
             },
             printing: None,
+            tls: None,
             adjust,
             reloading: Mutex::new(()),
         }
@@ -127,6 +131,22 @@ impl Gateway {
         match loaded {
             Ok((federation, mut warnings)) => {
                 let federation = (self.adjust)(federation);
+                // New handshakes use renewed certificates; open connections keep theirs.
+                if let (Some(acceptor), Some(files)) = (&self.tls, &federation.server.tls)
+                    && let Err(error) = acceptor.reload_from(files.clone())
+                {
+                    self.metrics.config_reloads.with_label_values(&["failure"]).inc();
+                    tracing::warn!(reason, error = %error, "Reload refused: the listener's TLS files do not load.");
+                    let mut diagnostics = Diagnostics::new();
+                    diagnostics.push(crate::config::diagnostic::Diagnostic {
+                        severity: crate::config::diagnostic::Severity::Error,
+                        file: federation.config_file.clone(),
+                        position: None,
+                        key_path: "server.tls".into(),
+                        message: error.to_string(),
+                    });
+                    return Err(diagnostics);
+                }
                 for setting in restart_only_changes(&self.federation(), &federation) {
                     tracing::warn!(setting, "Changed setting takes effect only after a restart.");
                     warnings.push(crate::config::diagnostic::Diagnostic {
@@ -183,6 +203,10 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     }
     if old.server.admin_listen != new.server.admin_listen {
         changed.push("server.admin_listen");
+    }
+    // Turning TLS on or off changes what the listener speaks; renewed files reload.
+    if old.server.tls.is_some() != new.server.tls.is_some() {
+        changed.push("server.tls");
     }
     if old.upstream.pool_idle_timeout != new.upstream.pool_idle_timeout
         || old.upstream.pool_max_idle_per_host != new.upstream.pool_max_idle_per_host
@@ -289,25 +313,40 @@ pub async fn start_with(
     };
     // Listener caps are fixed at start; a reload does not resize them.
     let max_connections = federation.server.max_connections;
+    let framing_limits = framing::FramingLimits {
+        max_headers: federation.server.max_headers,
+        max_head_bytes: federation.server.max_head_bytes,
+    };
+    let tls = match federation.server.tls.clone() {
+        Some(files) => Some(Arc::new(crate::tls::TlsAcceptor::new(files).map_err(std::io::Error::other)?)),
+        None => None,
+    };
     let mut gateway = Gateway::new(federation, adjust, store, materials);
     gateway.printing = printing;
+    gateway.tls = tls.clone();
     let gateway = Arc::new(gateway);
     let (shutdown, watcher) = signal::channel(false);
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let for_public = gateway.clone();
+    let public_options = server::ListenerOptions {
+        max_connections,
+        tls,
+        framing: Some((framing_limits, framing_refusal(gateway.metrics.clone()))),
+        handshake_failures: Some(gateway.metrics.tls_handshake_failures.with_label_values(&[] as &[&str])),
+    };
     let mut tasks = vec![tokio::spawn(server::serve(
         public,
         move |request, peer| pipeline::handle(for_public.clone(), request, peer),
         watcher.clone(),
-        max_connections,
+        public_options,
     ))];
     let for_admin = gateway.clone();
     tasks.push(tokio::spawn(server::serve(
         admin,
         move |request, _peer| admin::handle(for_admin.clone(), request),
         watcher.clone(),
-        max_connections,
+        server::ListenerOptions::plain(max_connections),
     )));
     tasks.push(tokio::spawn(prune(gateway.clone(), observe.prune_interval, watcher.clone())));
     tasks.push(tokio::spawn(crate::acceptance::worker::run(gateway.clone(), watcher.clone())));
@@ -320,6 +359,32 @@ pub async fn start_with(
         tasks.push(tokio::spawn(watch::run(gateway.clone(), registered, watcher)));
     }
     Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks })
+}
+
+/// The framing guard's refusal: the gateway's problem shape, counted and logged.
+fn framing_refusal(metrics: Arc<Metrics>) -> framing::Refusal {
+    Arc::new(move |violation: &framing::FramingViolation| {
+        metrics.framing_refusals.with_label_values(&[violation.slug()]).inc();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        tracing::info!(request_id = %request_id, status = violation.status(), problem = violation.slug(), "Request refused for its framing.");
+        let body = serde_json::json!({
+            "type": format!("urn:tongban:problem:{}", violation.slug()),
+            "title": violation.title(),
+            "status": violation.status(),
+            "detail": violation.detail(),
+            "request_id": request_id,
+            "side": "downstream",
+            "retryable": false,
+        })
+        .to_string();
+        let reason = if violation.status() == 431 { "Request Header Fields Too Large" } else { "Bad Request" };
+        format!(
+            "HTTP/1.1 {} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n{body}",
+            violation.status(),
+            body.len()
+        )
+        .into_bytes()
+    })
 }
 
 /// The print job store and the token key; both must open before the gateway serves.

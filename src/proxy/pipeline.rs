@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use super::context::RequestContext;
 use super::respond::{self, Reply};
 use super::{Gateway, admit, body, decode, forward, route};
+use crate::access::{Call, Right};
 use crate::adapter::{Adapter, Operation, UsccCheck};
 use crate::cache::{CacheKey, StaleOnError};
 use crate::canonical::State;
@@ -132,10 +133,10 @@ async fn dispatch(
         // Anyone who scans a printed QR code may verify it: a partner key is used when sent,
         // otherwise the caller counts as anonymous for the rate limit.
         ["v1", "verify", ..] => {
-            let identified = admit::identify(&federation, request.headers(), peer);
+            let identified = admit::identify(&federation, &request, peer);
             x.caller = Some(identified.unwrap_or(Caller::Anonymous { address: peer.ip() }));
         }
-        ["v1", ..] => x.caller = Some(admit::identify(&federation, request.headers(), peer)?),
+        ["v1", ..] => x.caller = Some(admit::identify(&federation, &request, peer)?),
         _ => {}
     }
     let not_allowed = |allowed: &'static str| GatewayError::MethodNotAllowed {
@@ -146,7 +147,7 @@ async fn dispatch(
     match (segments.as_slice(), &method) {
         (["v1", "applications"], &Method::POST) => {
             let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
-            let mut doc = decode::json(&bytes)?;
+            let mut doc = decode::json(&bytes, federation.server.max_json_depth)?;
             let answer = submit(gateway, &federation, &mut doc, x).await?;
             Ok(respond::json(StatusCode::CREATED, &answer, &x.cx))
         }
@@ -194,8 +195,12 @@ async fn dispatch(
             }
         }
         (["v1", "acceptances"], _) => Err(not_allowed("POST")),
-        (["v1", "acceptances", receipt], &Method::GET) => crate::acceptance::show(gateway, x, receipt).await,
+        (["v1", "acceptances", receipt], &Method::GET) => {
+            admit::authorize(x, Call::operation(Right::Accept))?;
+            crate::acceptance::show(gateway, x, receipt).await
+        }
         (["v1", "acceptances", receipt, "events"], &Method::POST) => {
+            admit::authorize(x, Call::operation(Right::Accept))?;
             let receipt = receipt.to_string();
             let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
             crate::acceptance::event(gateway, x, &receipt, &bytes).await
@@ -213,20 +218,24 @@ async fn dispatch(
             crate::certificate::print::create(gateway, &federation, x, &bytes).await
         }
         (["v1", "print-jobs"], &Method::GET) => {
+            admit::authorize(x, Call::operation(Right::Print))?;
             let site = query_param(query.as_deref(), "site");
             let state = query_param(query.as_deref(), "state");
             crate::certificate::print::list(gateway, &federation, x, site, state).await
         }
         (["v1", "print-jobs"], _) => Err(not_allowed("GET, POST")),
         (["v1", "print-jobs", job], &Method::GET) => {
+            admit::authorize(x, Call::operation(Right::Print))?;
             crate::certificate::print::show(gateway, &federation, x, job).await
         }
         (["v1", "print-jobs", _], _) => Err(not_allowed("GET")),
         (["v1", "print-jobs", job, "document"], &Method::GET) => {
+            admit::authorize(x, Call::operation(Right::Print))?;
             crate::certificate::print::document(gateway, &federation, x, job).await
         }
         (["v1", "print-jobs", _, "document"], _) => Err(not_allowed("GET")),
         (["v1", "print-jobs", job, "printed"], &Method::POST) => {
+            admit::authorize(x, Call::operation(Right::Print))?;
             let job = job.to_string();
             let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
             crate::certificate::print::printed(gateway, &federation, x, &job, &bytes).await
@@ -255,7 +264,8 @@ async fn submit(
     let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
     x.routed(&route.adapter, Operation::Submit);
     x.kind = route.kind;
-    admit(gateway, federation, x, &route.adapter, Operation::Submit)?;
+    let call = Call { right: Right::Submit, region: Some(&route.to.code), matter: Some(&app.matter.code) };
+    admit(gateway, federation, x, &route.adapter, Operation::Submit, Some(call))?;
     // Platforms validate against today's division table: send the current codes; the answer's
     // route.retired_codes tells the caller which codes were replaced.
     doc["handling_region"] = Value::String(route.to.code.clone());
@@ -299,7 +309,8 @@ async fn status(
     let mut request = doc.clone();
     request["handling_region"] = Value::String(route.to.code.clone());
     x.routed(&route.adapter, Operation::Status);
-    admit(gateway, federation, x, &route.adapter, Operation::Status)?;
+    let call = Call { right: Right::Status, region: Some(&route.to.code), matter: None };
+    admit(gateway, federation, x, &route.adapter, Operation::Status, Some(call))?;
     let answer = lookup(gateway, x, &route.adapter, Operation::Status, &request, status_answer).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
     let mut out = json!({
@@ -323,7 +334,8 @@ async fn matters(
     let route = route::platform(federation, region)?;
     let request = json!({ "region": route.to.code });
     x.routed(&route.adapter, Operation::Matters);
-    admit(gateway, federation, x, &route.adapter, Operation::Matters)?;
+    let call = Call { right: Right::Matters, region: Some(&route.to.code), matter: None };
+    admit(gateway, federation, x, &route.adapter, Operation::Matters, Some(call))?;
     let answer = lookup(gateway, x, &route.adapter, Operation::Matters, &request, matters_answer).await?;
     let listed: Vec<Value> = answer["matters"]
         .as_array()
@@ -407,14 +419,19 @@ pub(crate) fn uscc_policy(
     }
 }
 
-/// The caller's rate limits; an admitted request carries the headers.
+/// The caller's rights for the call (when it needs any), then its rate limits; an admitted
+/// request carries the rate-limit headers.
 pub(crate) fn admit(
     gateway: &Gateway,
     federation: &Federation,
     x: &mut Exchange,
     target: &Adapter,
     operation: Operation,
+    call: Option<Call<'_>>,
 ) -> Result<(), GatewayError> {
+    if let Some(call) = call {
+        admit::authorize(x, call)?;
+    }
     let Some(caller) = &x.caller else { return Ok(()) };
     if let Some(headers) = admit::rate_limits(gateway, federation, caller, target, operation)? {
         x.headers.push(("ratelimit-policy", headers.policy));

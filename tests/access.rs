@@ -1,0 +1,109 @@
+//! Access control (访问控制) over real sockets: a partner calls only the operations, target
+//! regions and matters its `[partner.allow]` lists, and a refusal is a 403 problem naming the
+//! missing right and where to grant it. Nothing refused reaches a platform or a store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
+
+mod common;
+
+use common::{Harness, golden_input};
+use serde_json::Value;
+
+const HUNAN: &str = "hn-window-demo-key";
+
+fn assert_forbidden(answer: &common::Answer, kind: &str, value: &str) {
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+    let problem = answer.json();
+    assert_eq!(problem["type"], "urn:tongban:problem:forbidden");
+    assert_eq!(problem["partner"], "hunan-window");
+    assert_eq!(problem["missing_right"]["kind"], kind);
+    assert_eq!(problem["missing_right"]["value"], value);
+    let list = match kind {
+        "region" => "regions",
+        "matter" => "matters",
+        _ => "operations",
+    };
+    assert_eq!(problem["missing_right"]["list"], format!("allow.{list}"));
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(value) && detail.contains(&format!("[partner.allow] {list}")), "{detail}");
+}
+
+async fn submit_as(harness: &Harness, key: &str, application: &Value) -> common::Answer {
+    harness
+        .gateway(
+            "POST",
+            "/v1/applications",
+            &[("x-api-key", key), ("content-type", "application/json")],
+            application.to_string().into_bytes(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_partner_calls_only_what_its_allow_table_lists() {
+    let harness = Harness::start().await;
+
+    // Allowed: submit to Guizhou (52).
+    let guizhou = golden_input("guizhou");
+    let answer = submit_as(&harness, HUNAN, &guizhou).await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(harness.received("guizhou").await.len(), 1);
+
+    // Not allowed: a target region outside 52/53 — refused before the platform sees it.
+    let guangdong = golden_input("guangdong");
+    let region = guangdong["handling_region"].as_str().unwrap().to_owned();
+    let answer = submit_as(&harness, HUNAN, &guangdong).await;
+    assert_forbidden(&answer, "region", &region);
+    assert!(harness.received("guangdong").await.is_empty(), "a refused call never reaches the platform");
+
+    // Not allowed: an operation it was not given.
+    let answer = harness.gateway("GET", "/v1/matters?region=520102", &[("x-api-key", HUNAN)], Vec::new()).await;
+    assert_forbidden(&answer, "operation", "matters");
+    let answer = harness.gateway("GET", "/v1/print-jobs?site=x", &[("x-api-key", HUNAN)], Vec::new()).await;
+    assert_forbidden(&answer, "operation", "print");
+    let answer = harness
+        .gateway("GET", "/v1/certificates/GZ-DEMO-0001?issuer_region=520102", &[("x-api-key", HUNAN)], Vec::new())
+        .await;
+    assert_forbidden(&answer, "operation", "certificate");
+
+    // A partner without an allow table (identified by API key) keeps every right.
+    let answer =
+        harness.gateway("GET", "/v1/matters?region=520102", &[("x-api-key", "gd-window-demo-key")], Vec::new()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn matters_outside_the_list_are_refused() {
+    use std::sync::Arc;
+    use tongban::access::{Allowed, Right, Rights};
+    use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
+
+    let guizhou = golden_input("guizhou");
+    let matter = guizhou["matter"]["code"].as_str().unwrap().to_owned();
+    let harness = Harness::start_with(common::demo_federation(), |federation| {
+        let partner = Partner {
+            name: "hunan-window".into(),
+            title: "湖南".into(),
+            province: Some("43".into()),
+            agency: None,
+            rate: None,
+            operations: Default::default(),
+            rights: Rights {
+                operations: Allowed::Only([Right::Submit].into_iter().collect()),
+                regions: Allowed::Any,
+                matters: Allowed::Only(["000000000000".to_owned()].into_iter().collect()),
+            },
+        };
+        let entry = PartnerEntry { partner: Arc::new(partner), api_keys: vec![HUNAN.into()], tls_names: Vec::new() };
+        federation.identities = Identities::new(vec![entry], false, IdentifyBy::ApiKey);
+    })
+    .await;
+    let answer = submit_as(&harness, HUNAN, &guizhou).await;
+    assert_forbidden(&answer, "matter", &matter);
+    assert!(harness.received("guizhou").await.is_empty());
+    // Anonymous callers are refused outright here: the table admits none.
+    let answer = harness.gateway("GET", "/v1/matters?region=520102", &[], Vec::new()).await;
+    assert_eq!(answer.status, 401);
+    harness.stop().await;
+}
