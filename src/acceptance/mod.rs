@@ -296,6 +296,7 @@ pub async fn accept(
     x.target = Some(route.adapter.name.clone());
     x.kind = route.kind;
     let warnings = crate::proxy::pipeline::uscc_policy(validation.uscc_check_failures, &route, x)?;
+    x.from_region = route.from.as_ref().map(|from| from.code.clone());
     let call = Call { right: Right::Accept, region: Some(&route.to.code), matter: Some(&app.matter.code) };
     crate::proxy::pipeline::admit(
         gateway,

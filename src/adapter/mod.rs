@@ -113,6 +113,29 @@ pub struct RawAdapter {
     /// 电子证照签发公钥: the public keys the platform's certificate library signs with.
     #[serde(default)]
     pub certificate_keys: Vec<crate::certificate::verify::RawIssuerKey>,
+    /// TLS to the platform (`https://` base URLs): its CA pinned, and the gateway's client
+    /// certificate when the platform asks for one.
+    #[serde(default)]
+    pub tls: Option<RawAdapterTls>,
+}
+
+/// `[tls]` of an adapter. Paths are relative to the adapter file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdapterTls {
+    /// The CA certificate(s) (PEM) the platform's certificate must chain to: the only roots
+    /// trusted for this platform — never the system's.
+    pub ca: String,
+    /// The gateway's client certificate (PEM) for platforms that require mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub client_key: Option<String>,
+    /// The name checked in the platform's certificate (and sent as SNI) instead of the URL's
+    /// host, for platforms reached by IP address.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// `[limits]` of an adapter.
@@ -228,6 +251,8 @@ pub struct Adapter {
     pub cache_caller_scoped: bool,
     /// Public keys of the platform's certificate library.
     pub certificate_keys: crate::certificate::verify::IssuerKeys,
+    /// TLS to the platform, for `https://` origins.
+    pub tls: Option<Arc<crate::tls::ClientTlsFiles>>,
 }
 
 impl Adapter {
@@ -276,6 +301,7 @@ fn cache_policy(raw: &crate::config::raw::RawCachePolicy) -> Option<CachePolicy>
 /// Compiles an adapter file; errors go to `diagnostics`.
 pub fn compile(
     name: &str,
+    dir: &std::path::Path,
     raw: &RawAdapter,
     doc: &SpannedDoc<'_>,
     mappings: &HashMap<String, Option<Arc<Mapping>>>,
@@ -307,6 +333,7 @@ pub fn compile(
             (String::new(), String::new())
         }
     };
+    let tls = compile_tls(raw, dir, &origin, doc, diagnostics);
     let envelope = raw.envelope.as_ref().and_then(|e| e.compile(raw.format, doc, &root.key("envelope"), diagnostics));
     let mut operations = HashMap::new();
     for (op_name, op) in &raw.operations {
@@ -492,7 +519,49 @@ pub fn compile(
         cache,
         cache_caller_scoped: raw.cache.caller_scoped,
         certificate_keys,
+        tls,
     })
+}
+
+/// `[tls]`: required by and only meaningful with an `https://` base URL; the files load with
+/// the same code the upstream client uses.
+fn compile_tls(
+    raw: &RawAdapter,
+    dir: &std::path::Path,
+    origin: &str,
+    doc: &SpannedDoc<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Arc<crate::tls::ClientTlsFiles>> {
+    let https = origin.starts_with("https://");
+    let Some(tls) = &raw.tls else {
+        if https {
+            doc.report(
+                diagnostics,
+                &KeyPath::root().key("base_url"),
+                "an https:// platform needs [tls] ca = \"<the platform's CA, PEM>\": roots are pinned per platform, never taken from the system",
+            );
+        }
+        return None;
+    };
+    if !https && !origin.is_empty() {
+        doc.report(
+            diagnostics,
+            &KeyPath::root().key("tls"),
+            "[tls] is set but base_url is http://; write https:// to use it, or remove [tls]",
+        );
+        return None;
+    }
+    let files = crate::tls::ClientTlsFiles {
+        ca: dir.join(&tls.ca),
+        client_cert: tls.client_cert.as_ref().map(|path| dir.join(path)),
+        client_key: tls.client_key.as_ref().map(|path| dir.join(path)),
+        server_name: tls.server_name.clone(),
+    };
+    if let Err(error) = crate::tls::client_config(&files) {
+        doc.report(diagnostics, &KeyPath::root().key("tls"), error.to_string());
+        return None;
+    }
+    Some(Arc::new(files))
 }
 
 /// A rate must admit something: zero rate or burst would refuse every request.
@@ -514,18 +583,15 @@ pub fn check_rate(
 fn split_base_url(url: &str) -> Result<(String, String), String> {
     let uri: http::Uri =
         url.parse().map_err(|_| format!("'{url}' is not a URL; write e.g. http://10.1.2.3:8080/api"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err("https:// upstreams are not supported yet (TLS to platforms comes with the mutual-TLS work); use http:// on a trusted network".into());
-        }
-        _ => return Err(format!("'{url}' needs a scheme; write http://host:port")),
-    }
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("http" | "https")) => scheme,
+        _ => return Err(format!("'{url}' needs a scheme; write http://host:port or https://host:port")),
+    };
     let Some(authority) = uri.authority() else {
         return Err(format!("'{url}' has no host; write http://host:port"));
     };
     if uri.query().is_some() {
         return Err("base_url cannot carry a query; put query parameters in the operation's path".into());
     }
-    Ok((format!("http://{authority}"), uri.path().trim_end_matches('/').to_owned()))
+    Ok((format!("{scheme}://{authority}"), uri.path().trim_end_matches('/').to_owned()))
 }

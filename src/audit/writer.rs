@@ -104,6 +104,7 @@ impl Shared {
 pub struct AuditLog {
     queue: SyncSender<AuditEntry>,
     shared: Arc<Shared>,
+    algorithm: Algorithm,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -113,6 +114,11 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
+    /// The chain's algorithm, also used for payload digests.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
     /// Opens (or creates) the log at `path` and starts the writer thread; writes a "start" record
     /// naming `version`. An existing log's chain is continued; a torn last line (crash mid-write)
     /// is closed with `\n` and left for [`super::verify`] to report. Refuses a file whose last
@@ -161,7 +167,7 @@ impl AuditLog {
             .name("tongban-audit".into())
             .spawn(move || worker.run(receiver))
             .map_err(AuditError::Thread)?;
-        Ok(AuditLog { queue, shared })
+        Ok(AuditLog { queue, shared, algorithm })
     }
 
     /// Queues `entry` without ever blocking; when the queue is full the entry is dropped, counted,

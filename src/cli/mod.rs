@@ -1,5 +1,7 @@
-//! Command line (命令行): `serve`, `check`, `map`, `mock`.
+//! Command line (命令行): `serve`, `check`, `map`, `queue`, `mock`, `certs`, `audit`.
 
+mod audit;
+mod certs;
 mod check;
 mod map;
 mod mock;
@@ -56,6 +58,16 @@ enum Command {
         #[command(subcommand)]
         command: queue::QueueCommand,
     },
+    /// The audit log: verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Demo certificates for mutual TLS.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
     /// Run simulated provincial platforms standalone.
     Mock {
         /// Platforms to run (default: all), e.g. --adapter guizhou --adapter hunan.
@@ -87,6 +99,8 @@ pub fn main() -> ExitCode {
         Command::Serve => runtime(|| serve::run(config)),
         Command::Queue { command } => queue::run(&config, command),
         Command::Mock { adapter, listen, list } => runtime(|| mock::run(adapter, listen, list)),
+        Command::Certs { command } => certs::run(command),
+        Command::Audit { command } => audit::run(&config, command),
     }
 }
 

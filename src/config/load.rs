@@ -23,6 +23,17 @@ use crate::routing::Router;
 use crate::routing::matters::{MatterList, RawMatterList};
 use crate::tls::{ClientAuth, ServerTlsFiles};
 
+/// `[audit]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// The log file.
+    pub path: PathBuf,
+    /// The chain's hash.
+    pub algorithm: crate::audit::Algorithm,
+    /// Records waiting for the disk at most.
+    pub queue: usize,
+}
+
 /// Listener settings.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -94,6 +105,8 @@ pub struct Federation {
     pub config_path: PathBuf,
     /// Proxy acceptance settings.
     pub acceptance: AcceptanceSettings,
+    /// The audit log, when `[audit]` is configured.
+    pub audit: Option<AuditSettings>,
     /// Certificate printing, when configured.
     pub printing: Option<PrintingSettings>,
 }
@@ -300,9 +313,15 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match source.parse::<RawAdapter>() {
             Ok((raw_adapter, doc)) => {
-                if let Some(adapter) =
-                    adapter::compile(&name, &raw_adapter, &doc, &mapping_lookup, timeouts, &mut diagnostics)
-                {
+                if let Some(adapter) = adapter::compile(
+                    &name,
+                    path.parent().unwrap_or(&adapters_dir),
+                    &raw_adapter,
+                    &doc,
+                    &mapping_lookup,
+                    timeouts,
+                    &mut diagnostics,
+                ) {
                     let adapter = Arc::new(adapter);
                     for conflict in router.add(&adapter) {
                         let index = adapter.regions.iter().position(|r| *r == conflict.prefix).unwrap_or(0);
@@ -401,6 +420,27 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
         sources.extend([tls.cert.clone(), tls.key.clone()]);
         sources.extend(tls.client_ca.clone());
     }
+    let audit = raw.audit.as_ref().and_then(|audit| {
+        let at = KeyPath::root().key("audit");
+        let Some(algorithm) = crate::audit::Algorithm::parse(&audit.algorithm) else {
+            report_config(
+                &parsed,
+                &mut diagnostics,
+                &at.key("algorithm"),
+                format!("unknown algorithm '{}'; expected 'sm3' or 'sha256'", audit.algorithm),
+            );
+            return None;
+        };
+        if audit.queue == 0 {
+            report_config(
+                &parsed,
+                &mut diagnostics,
+                &at.key("queue"),
+                "must be at least 1 (records waiting for the disk)".into(),
+            );
+        }
+        Some(AuditSettings { path: base.join(&audit.path), algorithm, queue: audit.queue.max(1) })
+    });
     let printing = raw.printing.as_ref().and_then(|printing| {
         let at = KeyPath::root().key("printing");
         compile_printing(printing, &base, &parsed, &at, &mut sources, &mut diagnostics)
@@ -469,6 +509,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
             max_materials: raw.acceptance.max_materials.clamp(1, 1_000),
         },
         printing,
+        audit,
     };
     Ok((federation, diagnostics))
 }
@@ -535,6 +576,7 @@ fn lenient_config(text: &str) -> RawGatewayConfig {
         access: Default::default(),
         acceptance: Default::default(),
         printing: None,
+        audit: None,
         partners: Vec::new(),
         limits: Default::default(),
         cache: Default::default(),
@@ -792,7 +834,7 @@ fn compile_partners(
                 doc.report(
                     diagnostics,
                     &at.key("tls_names").index(i),
-                    "this certificate name is given to another partner too; a name identifies one partner",
+                    "this certificate name is listed before (for this or another partner); a name identifies one partner",
                 );
             }
         }

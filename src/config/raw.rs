@@ -39,6 +39,31 @@ pub struct RawGatewayConfig {
     /// Remote certificate printing (异地打证); absent: printing is off.
     #[serde(default)]
     pub printing: Option<RawPrinting>,
+    /// The tamper-evident audit log (审计日志); absent: no audit log.
+    #[serde(default)]
+    pub audit: Option<RawAudit>,
+}
+
+/// `[audit]`: every exchange recorded, hash-chained, without personal data in clear.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// The log file (JSON Lines, append-only), relative to this file.
+    pub path: String,
+    /// The chain's hash: "sm3" (GB/T 32905) or "sha256".
+    #[serde(default = "default_audit_algorithm")]
+    pub algorithm: String,
+    /// Records waiting for the disk at most; past it records are dropped, counted and the gap
+    /// is written into the chain, so requests never wait for the disk.
+    #[serde(default = "default_audit_queue")]
+    pub queue: usize,
+}
+
+fn default_audit_algorithm() -> String {
+    "sm3".into()
+}
+fn default_audit_queue() -> usize {
+    65_536
 }
 
 /// `[printing]`: remote certificate printing (异地打证).

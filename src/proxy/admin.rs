@@ -39,12 +39,16 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
             respond::bytes(StatusCode::OK, "text/plain; charset=utf-8", b"ok\n".to_vec(), &cx)
         }
         (&Method::GET, "/readyz") => readyz(&gateway, &cx),
-        (&Method::GET, "/metrics") => respond::bytes(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            gateway.metrics.render().into_bytes(),
-            &cx,
-        ),
+        (&Method::GET, "/metrics") => {
+            audit_gauges(&gateway);
+            respond::bytes(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                gateway.metrics.render().into_bytes(),
+                &cx,
+            )
+        }
+        (&Method::GET, "/admin/audit") => audit_head(&gateway, &cx),
         (&Method::GET, "/v1/adapters") => adapters(&gateway, &cx),
         (&Method::POST, "/admin/reload") => reload(&gateway, &cx).await,
         (&Method::POST, "/admin/cache/purge") => purge(&gateway, request, &cx).await,
@@ -65,6 +69,40 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
         }
     };
     Ok(reply)
+}
+
+/// The audit log's counters, read at scrape time (the writer keeps them without locks).
+fn audit_gauges(gateway: &Gateway) {
+    if let Some(audit) = &gateway.audit {
+        let stats = audit.stats();
+        let gauge = |outcome: &str, value: u64| {
+            gateway.metrics.audit_records.with_label_values(&[outcome]).set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        gauge("written", stats.written);
+        gauge("dropped_queue_full", stats.dropped_queue_full);
+        gauge("dropped_write_failed", stats.dropped_write_failed);
+    }
+}
+
+/// `GET /admin/audit`: the chain's head (ship it off the machine: a rewritten log no longer
+/// contains it) and the counters.
+fn audit_head(gateway: &Gateway, cx: &RequestContext) -> Reply {
+    let Some(audit) = &gateway.audit else {
+        let error =
+            GatewayError::NoEndpoint { method: "GET".into(), path: "/admin/audit (no [audit] configured)".into() };
+        return respond::problem(&error, cx);
+    };
+    let (seq, hash) = audit.head();
+    let stats = audit.stats();
+    let body = serde_json::json!({
+        "algorithm": audit.algorithm().as_str(),
+        "seq": seq,
+        "hash": hash,
+        "written": stats.written,
+        "dropped_queue_full": stats.dropped_queue_full,
+        "dropped_write_failed": stats.dropped_write_failed,
+    });
+    respond::json(StatusCode::OK, &body, cx)
 }
 
 /// Ready once a configuration is loaded (always, while serving); reports each platform's health.

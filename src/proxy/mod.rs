@@ -59,6 +59,8 @@ pub struct Gateway {
     pub printing: Option<crate::certificate::print::PrintDesk>,
     /// The public listener's TLS, reloaded with the configuration.
     pub tls: Option<Arc<crate::tls::TlsAcceptor>>,
+    /// The audit log, when `[audit]` is configured (opened at start).
+    pub audit: Option<crate::audit::AuditLog>,
     adjust: Adjust,
     reloading: Mutex<()>,
 }
@@ -92,6 +94,7 @@ impl Gateway {
             },
             printing: None,
             tls: None,
+            audit: None,
             adjust,
             reloading: Mutex::new(()),
         }
@@ -190,6 +193,8 @@ impl Gateway {
         self.bulkheads.retain(&names);
         self.health.retain(&names);
         self.cache.retain_targets(&names).await;
+        // Renewed platform certificates are read again by the next call.
+        self.upstream.forget_tls_clients();
         self.federation.store(Arc::new(federation));
     }
 }
@@ -237,6 +242,9 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     if old.acceptance.materials != new.acceptance.materials {
         changed.push("acceptance.materials");
     }
+    if old.audit != new.audit {
+        changed.push("audit");
+    }
     changed
 }
 
@@ -270,6 +278,11 @@ impl Running {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        // The last exchanges reach the disk before the process ends (bounded: a stuck disk
+        // must not hold the shutdown).
+        if let Some(audit) = self.gateway.audit.clone() {
+            let _ = tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(5))).await;
         }
     }
 }
@@ -321,8 +334,31 @@ pub async fn start_with(
         Some(files) => Some(Arc::new(crate::tls::TlsAcceptor::new(files).map_err(std::io::Error::other)?)),
         None => None,
     };
+    // Every exchange is recorded from the first one: no audit log, no start.
+    let audit = match federation.audit.clone() {
+        Some(settings) => {
+            let opened = tokio::task::spawn_blocking(move || {
+                crate::audit::AuditLog::open(
+                    &settings.path,
+                    settings.algorithm,
+                    env!("CARGO_PKG_VERSION"),
+                    settings.queue,
+                )
+            })
+            .await;
+            match opened {
+                Ok(Ok(audit)) => Some(audit),
+                Ok(Err(err)) => {
+                    return Err(std::io::Error::other(format!("{err}; check it with tongban audit verify")));
+                }
+                Err(err) => return Err(std::io::Error::other(err.to_string())),
+            }
+        }
+        None => None,
+    };
     let mut gateway = Gateway::new(federation, adjust, store, materials);
     gateway.printing = printing;
+    gateway.audit = audit;
     gateway.tls = tls.clone();
     let gateway = Arc::new(gateway);
     let (shutdown, watcher) = signal::channel(false);

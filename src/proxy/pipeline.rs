@@ -48,6 +48,14 @@ pub struct Exchange {
     pub kind: Option<RouteKind>,
     /// Headers to add to the answer (RateLimit, Cache-Status).
     pub headers: Vec<(&'static str, String)>,
+    /// Where the exchange comes from: the accepting region, when the call names one.
+    pub from_region: Option<String>,
+    /// The target region, once routed.
+    pub to_region: Option<String>,
+    /// The matter, when the call names one.
+    pub matter: Option<String>,
+    /// Digest of the request body, for the audit log (when it is on).
+    pub request_digest: Option<String>,
 }
 
 impl Exchange {
@@ -67,11 +75,25 @@ pub async fn handle(
     let cx = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let mut x = Exchange { cx, caller: None, target: None, operation: None, kind: None, headers: Vec::new() };
+    let endpoint = endpoint(&path);
+    let mut x = Exchange {
+        cx,
+        caller: None,
+        target: None,
+        operation: None,
+        kind: None,
+        headers: Vec::new(),
+        from_region: None,
+        to_region: None,
+        matter: None,
+        request_digest: None,
+    };
+    let mut problem_slug = None;
     let mut reply = match dispatch(&gateway, request, peer, &mut x).await {
         Ok(reply) => reply,
         Err(error) => {
             let spec = error.spec();
+            problem_slug = Some(spec.slug);
             // The detail may quote what the caller sent (names, id numbers): it goes to the caller
             // only; the log keeps the problem type, the field path and the platform's code.
             let problem = error.to_problem(&x.cx.request_id);
@@ -101,8 +123,72 @@ pub async fn handle(
         }
     }
     record(&gateway, &x, reply.status(), started);
+    if let Some(audit) = &gateway.audit {
+        reply = audited(audit, &x, reply, &method, endpoint, problem_slug, started).await;
+    }
     tracing::debug!(request_id = %x.cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
     Ok(reply)
+}
+
+/// Records the exchange in the audit log: who, from where, to which platform and region, what,
+/// digests of both bodies (never the bodies), the outcome and the latency. Never blocks.
+async fn audited(
+    audit: &crate::audit::AuditLog,
+    x: &Exchange,
+    reply: Reply,
+    method: &Method,
+    endpoint: String,
+    problem: Option<&'static str>,
+    started: Instant,
+) -> Reply {
+    use http_body_util::BodyExt;
+    let (parts, body) = reply.into_parts();
+    // A full body is already in memory: collecting it is immediate and copies nothing.
+    let bytes = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+    let algorithm = audit.algorithm();
+    let from = x.from_region.clone().or_else(|| match &x.caller {
+        Some(Caller::Partner(partner)) => partner.province.clone(),
+        _ => None,
+    });
+    audit.record(crate::audit::AuditEntry {
+        time: chrono::Utc::now(),
+        request_id: x.cx.request_id.clone(),
+        partner: caller_name(x).to_owned(),
+        from,
+        to: x.target.clone(),
+        to_region: x.to_region.clone(),
+        route_kind: x.kind.map(|kind| kind.as_str().to_owned()),
+        matter: x.matter.clone(),
+        operation: x.operation.map(|operation| operation.as_str().to_owned()),
+        method: method.to_string(),
+        path_kind: endpoint,
+        request_digest: x.request_digest.clone(),
+        response_digest: (!bytes.is_empty()).then(|| algorithm.digest_hex(&bytes)),
+        status: parts.status.as_u16(),
+        problem: problem.map(str::to_owned),
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    });
+    Reply::from_parts(parts, http_body_util::Full::new(bytes))
+}
+
+/// The endpoint a path names, with ids and tokens left out (they may be personal).
+fn endpoint(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "native", _, _] => "/v1/native/{adapter}/{operation}".into(),
+        ["v1", resource, rest @ ..] if rest.len() <= 2 && resource.len() <= 16 => {
+            let mut out = format!("/v1/{resource}");
+            for (i, segment) in rest.iter().enumerate() {
+                match (i, *segment) {
+                    (1, "events" | "document" | "printed") => out.push_str(&format!("/{segment}")),
+                    (0, _) => out.push_str("/{id}"),
+                    _ => out.push_str("/{other}"),
+                }
+            }
+            out
+        }
+        _ => "other".into(),
+    }
 }
 
 /// Counts the request and its latency.
@@ -146,7 +232,7 @@ async fn dispatch(
     };
     match (segments.as_slice(), &method) {
         (["v1", "applications"], &Method::POST) => {
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let bytes = read_body(gateway, &federation, request, x).await?;
             let mut doc = decode::json(&bytes, federation.server.max_json_depth)?;
             let answer = submit(gateway, &federation, &mut doc, x).await?;
             Ok(respond::json(StatusCode::CREATED, &answer, &x.cx))
@@ -175,7 +261,7 @@ async fn dispatch(
         }
         (["v1", "matters"], _) => Err(not_allowed("GET")),
         (["v1", "native", adapter, operation], &Method::POST) => {
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let bytes = read_body(gateway, &federation, request, x).await?;
             native(gateway, &federation, adapter, operation, &bytes, x).await
         }
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
@@ -190,7 +276,7 @@ async fn dispatch(
                 let document = upload.document.clone();
                 crate::acceptance::accept(gateway, x, &document, key, Some(upload)).await
             } else {
-                let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+                let bytes = read_body(gateway, &federation, request, x).await?;
                 crate::acceptance::accept(gateway, x, &bytes, key, None).await
             }
         }
@@ -202,7 +288,7 @@ async fn dispatch(
         (["v1", "acceptances", receipt, "events"], &Method::POST) => {
             admit::authorize(x, Call::operation(Right::Accept))?;
             let receipt = receipt.to_string();
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let bytes = read_body(gateway, &federation, request, x).await?;
             crate::acceptance::event(gateway, x, &receipt, &bytes).await
         }
         (["v1", "acceptances", _, "events"], _) => Err(not_allowed("POST")),
@@ -214,7 +300,7 @@ async fn dispatch(
         }
         (["v1", "certificates", _], _) => Err(not_allowed("GET")),
         (["v1", "print-jobs"], &Method::POST) => {
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let bytes = read_body(gateway, &federation, request, x).await?;
             crate::certificate::print::create(gateway, &federation, x, &bytes).await
         }
         (["v1", "print-jobs"], &Method::GET) => {
@@ -237,7 +323,7 @@ async fn dispatch(
         (["v1", "print-jobs", job, "printed"], &Method::POST) => {
             admit::authorize(x, Call::operation(Right::Print))?;
             let job = job.to_string();
-            let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+            let bytes = read_body(gateway, &federation, request, x).await?;
             crate::certificate::print::printed(gateway, &federation, x, &job, &bytes).await
         }
         (["v1", "print-jobs", _, "printed"], _) => Err(not_allowed("POST")),
@@ -247,6 +333,20 @@ async fn dispatch(
         (["v1", "verify", _], _) => Err(not_allowed("GET")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
     }
+}
+
+/// Reads a whole request body within the limit; its digest goes to the audit log.
+async fn read_body(
+    gateway: &Gateway,
+    federation: &Federation,
+    request: Request<Incoming>,
+    x: &mut Exchange,
+) -> Result<bytes::Bytes, GatewayError> {
+    let bytes = body::read(request.into_body(), federation.server.body_limit).await?;
+    if let Some(audit) = &gateway.audit {
+        x.request_digest = Some(audit.algorithm().digest_hex(&bytes));
+    }
+    Ok(bytes)
 }
 
 /// 全程网办 submit: validate, route, forward, answer.
@@ -265,6 +365,7 @@ async fn submit(
     x.routed(&route.adapter, Operation::Submit);
     x.kind = route.kind;
     let call = Call { right: Right::Submit, region: Some(&route.to.code), matter: Some(&app.matter.code) };
+    x.from_region = route.from.as_ref().map(|from| from.code.clone());
     admit(gateway, federation, x, &route.adapter, Operation::Submit, Some(call))?;
     // Platforms validate against today's division table: send the current codes; the answer's
     // route.retired_codes tells the caller which codes were replaced.
@@ -430,6 +531,8 @@ pub(crate) fn admit(
     call: Option<Call<'_>>,
 ) -> Result<(), GatewayError> {
     if let Some(call) = call {
+        x.to_region = call.region.map(str::to_owned);
+        x.matter = call.matter.map(str::to_owned);
         admit::authorize(x, call)?;
     }
     let Some(caller) = &x.caller else { return Ok(()) };

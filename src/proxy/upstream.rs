@@ -11,11 +11,31 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use std::sync::Arc;
+
 use crate::adapter::Adapter;
 use crate::config::load::UpstreamSettings;
 use crate::problem::GatewayError;
+use crate::tls::ClientTlsFiles;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpsClient = Client<crate::tls::HttpsConnector, Full<Bytes>>;
+
+/// A pooled client: plain HTTP, or TLS with one platform's pinned roots.
+#[derive(Clone)]
+enum Pooled {
+    Plain(HttpClient),
+    Tls(HttpsClient),
+}
+
+impl Pooled {
+    fn request(&self, request: http::Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Pooled::Plain(client) => client.request(request),
+            Pooled::Tls(client) => client.request(request),
+        }
+    }
+}
 
 /// A platform's answer.
 #[derive(Debug)]
@@ -28,16 +48,52 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Pooled clients, one per connect timeout (pools are per host inside each).
+/// A platform's TLS client with the settings it was built from.
+type TlsClient = (Arc<ClientTlsFiles>, Duration, HttpsClient);
+
+/// Pooled clients, one per connect timeout (pools are per host inside each), and one per
+/// TLS platform (its roots and client certificate are its own).
 pub struct Upstream {
     settings: UpstreamSettings,
     clients: RwLock<HashMap<Duration, HttpClient>>,
+    tls_clients: RwLock<HashMap<String, TlsClient>>,
 }
 
 impl Upstream {
     /// A client with the given pool settings.
     pub fn new(settings: UpstreamSettings) -> Upstream {
-        Upstream { settings, clients: RwLock::new(HashMap::new()) }
+        Upstream { settings, clients: RwLock::new(HashMap::new()), tls_clients: RwLock::new(HashMap::new()) }
+    }
+
+    /// Forgets TLS clients, so renewed certificate files are read again (on reload).
+    pub fn forget_tls_clients(&self) {
+        if let Ok(mut clients) = self.tls_clients.write() {
+            clients.clear();
+        }
+    }
+
+    /// The client for one platform: its own TLS client, or the shared plain one.
+    fn pooled(&self, adapter: &Adapter) -> Result<Pooled, GatewayError> {
+        let Some(files) = &adapter.tls else { return Ok(Pooled::Plain(self.client(adapter.connect_timeout))) };
+        if let Ok(clients) = self.tls_clients.read()
+            && let Some((known, timeout, client)) = clients.get(&adapter.name)
+            && known == files
+            && *timeout == adapter.connect_timeout
+        {
+            return Ok(Pooled::Tls(client.clone()));
+        }
+        let connector = crate::tls::platform_connector(files, adapter.connect_timeout).map_err(|error| {
+            GatewayError::UpstreamUnreachable { adapter: adapter.name.clone(), detail: format!("TLS setup: {error}") }
+        })?;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.settings.pool_idle_timeout)
+            .pool_max_idle_per_host(self.settings.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        if let Ok(mut clients) = self.tls_clients.write() {
+            clients.insert(adapter.name.clone(), (files.clone(), adapter.connect_timeout, client.clone()));
+        }
+        Ok(Pooled::Tls(client))
     }
 
     fn client(&self, connect_timeout: Duration) -> HttpClient {
@@ -62,7 +118,7 @@ impl Upstream {
 
     /// Sends a request to a platform and reads the whole answer within the adapter's timeout.
     pub async fn send(&self, adapter: &Adapter, request: http::Request<Full<Bytes>>) -> Result<Answer, GatewayError> {
-        let client = self.client(adapter.connect_timeout);
+        let client = self.pooled(adapter)?;
         let limit = self.settings.response_limit;
         let exchange = async {
             let response = client.request(request).await.map_err(|err| GatewayError::UpstreamUnreachable {

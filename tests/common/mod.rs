@@ -102,6 +102,9 @@ impl Harness {
             let mut federation = federation.with_origins(&origins);
             federation.acceptance.store = store.clone();
             federation.acceptance.materials = store.with_file_name("materials");
+            if let Some(audit) = &mut federation.audit {
+                audit.path = store.with_file_name("audit.log");
+            }
             if let Some(printing) = &mut federation.printing {
                 printing.store = store.with_file_name("prints.sqlite");
                 printing.token_key = store.with_file_name("print-token.key");
