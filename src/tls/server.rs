@@ -66,6 +66,8 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsErr
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(identity);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The server picks the suite from its own order (strongest first), whatever the client prefers.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 
