@@ -129,6 +129,10 @@ impl Identities {
 
     fn by_api_key(&self, headers: &HeaderMap, address: IpAddr) -> Result<Caller, GatewayError> {
         let unauthorized = |reason: &str| GatewayError::Unauthorized { reason: reason.into(), fix: KEY_FIX };
+        // Two keys would leave the choice of partner to the order of the headers.
+        if headers.get_all(API_KEY).iter().nth(1).is_some() {
+            return Err(unauthorized("more than one X-Api-Key was sent"));
+        }
         match headers.get(API_KEY) {
             Some(value) => {
                 let key = value.to_str().unwrap_or_default();

@@ -202,6 +202,12 @@ pub enum GatewayError {
         /// What the caller does about it.
         fix: &'static str,
     },
+    /// An `Idempotency-Key` that cannot name an acceptance.
+    #[error("{detail}")]
+    BadIdempotencyKey {
+        /// What is wrong and the fix.
+        detail: &'static str,
+    },
     /// The partner is identified but lacks a right (访问权限).
     #[error(
         "partner '{partner}' has no right to {right} '{value}'; the operator grants it in this partner's [partner.allow] {} in tongban.toml",
@@ -459,6 +465,9 @@ impl GatewayError {
             }
             GatewayError::Unauthorized { .. } => spec(401, "unauthorized", "Unknown caller", Downstream, false),
             GatewayError::Forbidden { .. } => spec(403, "forbidden", "Not allowed for this partner", Downstream, false),
+            GatewayError::BadIdempotencyKey { .. } => {
+                spec(400, "bad-idempotency-key", "Unusable Idempotency-Key", Downstream, false)
+            }
             GatewayError::RateLimited { .. } => spec(429, "rate-limited", "Too many requests", Downstream, true),
             GatewayError::BulkheadFull { .. } => {
                 spec(503, "platform-busy", "Handling platform at capacity", Upstream, true)
@@ -531,6 +540,7 @@ impl GatewayError {
                 serde_json::json!({ "reason": code, "field": field })
             }
             GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
+            GatewayError::BadIdempotencyKey { .. } => serde_json::json!({ "field": "header:Idempotency-Key" }),
             GatewayError::Forbidden { partner, right, value } => serde_json::json!({
                 "partner": partner,
                 "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }

@@ -25,31 +25,7 @@ use tokio::net::TcpStream;
 
 /// Cases whose answer is wrong today: (case name, what happens and the suggested fix). The
 /// runner skips them; they are re-enabled by deleting their line once src/ is fixed.
-const KNOWN_WRONG: &[(&str, &str)] = &[
-    // Validators: accepted and forwarded to the platform.
-    ("ID born in the future", "201, forwarded: canonical/ids.rs check_resident_id takes any real date in 1800–2100"),
-    ("birth date in the future", "201, forwarded: canonical/validate.rs validate checks only the format"),
-    ("credit code with registration authority 0", "201, forwarded: canonical/ids.rs check_uscc ignores character 1"),
-    ("credit code with registration authority B", "forwarded (409 upstream-duplicate after the case above)"),
-    // XML: read although not well-formed, or read in quadratic time.
-    ("a raw NUL character", "read, refused only for the poisoned id: wire/xml.rs does not check XML 1.0 Char"),
-    ("a raw control character", "read, refused only for the poisoned id: same"),
-    ("20,000 attributes on one element", "read, refused only for the poisoned id: no attribute cap"),
-    ("20,000 namespaced attributes on one element", "3 s (63 s for 80k, debug): O(n²) duplicate check, Parser::open"),
-    // Encodings: GB18030-only bytes read as GBK.
-    ("a GB18030 four-byte character where GBK is configured", "read: encoding_rs's GBK decoder is GB18030's"),
-    // HTTP: served although RFC 9112 says 400, or hyper's bare 400 instead of a problem.
-    ("HTTP/1.1 without Host", "200: proxy/framing.rs inspect does not require Host"),
-    ("two Host headers", "200: same"),
-    ("absolute-form URI with a bad authority", "hyper's bare 400, no body: framing.rs does not check the target"),
-    ("a request target that is no URI", "hyper's bare 400, no body: same"),
-    ("two X-Api-Keys, the second unknown", "200 as the first key's partner: identity.rs by_api_key reads the first"),
-    // Acceptances.
-    ("an empty Idempotency-Key", "500 internal, retryable: the store refuses the key, reported as a gateway fault"),
-    ("an Idempotency-Key in non-ASCII bytes", "202: the key is silently dropped (HeaderValue::to_str fails)"),
-    ("acceptance of an empty object", "field \"//\": acceptance/mod.rs accept builds the pointer by hand"),
-    ("an event without a state", "field \"//\": acceptance/mod.rs event, same"),
-];
+const KNOWN_WRONG: &[(&str, &str)] = &[];
 
 /// Bounds every exchange; only a hang ever reaches it (the slowest case, a million XML elements,
 /// takes about 3 s in a debug build).

@@ -68,6 +68,10 @@ fn store_error(err: StoreError) -> GatewayError {
         StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
             GatewayError::AcceptanceConflict { detail: err.to_string() }
         }
+        // The store's own check of what the caller sent: the caller's to fix, not a fault.
+        StoreError::InvalidInput { field, reason } => {
+            GatewayError::InvalidRequest { errors: vec![FieldError { field: field.to_owned(), detail: reason }] }
+        }
         other => GatewayError::Internal(format!("the acceptance store failed: {other}")),
     }
 }
@@ -237,7 +241,7 @@ pub async fn accept(
     let federation = gateway.federation();
     let request = decode::json(body, federation.server.max_json_depth)?;
     let request: AcceptanceRequest = serde_path_to_error::deserialize(&request).map_err(|err| {
-        let field = format!("/{}", err.path().to_string().replace('.', "/"));
+        let field = decode::pointer(&err.path().to_string());
         invalid(&field, err.inner().to_string().replace('`', "'"))
     })?;
     let mut doc = request.application;
@@ -449,7 +453,7 @@ struct PlatformEvent {
 pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) -> Result<Reply, GatewayError> {
     let request = decode::json(body, gateway.federation().server.max_json_depth)?;
     let event: PlatformEvent = serde_path_to_error::deserialize(&request).map_err(|err| {
-        let field = format!("/{}", err.path().to_string().replace('.', "/"));
+        let field = decode::pointer(&err.path().to_string());
         invalid(&field, err.inner().to_string().replace('`', "'"))
     })?;
     let Some(state) = status::acceptance_state(event.state) else {

@@ -130,7 +130,7 @@ pub struct AuditEntry {
     pub operation: Option<String>,
     /// HTTP method.
     pub method: String,
-    /// Endpoint name, e.g. `applications.submit`; never the raw path, which may carry ids.
+    /// The endpoint with ids left out, e.g. `/v1/applications/{id}`; never the raw path.
     pub path_kind: String,
     /// Digest (hex) of the request payload.
     pub request_digest: Option<String>,

@@ -181,6 +181,14 @@ pub enum UsccError {
         /// The character as entered.
         ch: char,
     },
+    /// The first character is not a registration authority (登记管理部门码) of GB 32100.
+    #[error(
+        "the first character '{ch}' is not a registration authority (登记管理部门码: 1–9, A, N or Y); re-enter the code from the business licence"
+    )]
+    BadAuthority {
+        /// The character as entered.
+        ch: char,
+    },
     /// The check character (校验码) does not match the first 17.
     #[error(
         "the check character should be '{expected}' but the code ends in '{found}'; re-enter the code from the business licence, as one character is probably mistyped"
@@ -235,6 +243,13 @@ pub fn check_uscc(s: &str) -> Result<(), UsccError> {
                 return Err(UsccError::BadCharacter { position: i + 1, ch });
             }
         }
+    }
+    // 1 机构编制, 2 外交, 3 司法行政, 4 文化, 5 民政, 6 旅游, 7 宗教, 8 工会, 9 市场监管 (工商),
+    // A 中央军委改革和编制办公室, N 农业, Y 其他.
+    if let Some(first) = s.chars().next().map(|c| c.to_ascii_uppercase())
+        && !matches!(first, '1'..='9' | 'A' | 'N' | 'Y')
+    {
+        return Err(UsccError::BadAuthority { ch: first });
     }
     let expected = uscc_check_char(values.get(..17).unwrap_or_default());
     let found = values.get(17).and_then(|&v| USCC_CHARSET.get(v as usize)).map(|&c| char::from(c));
@@ -370,6 +385,15 @@ mod tests {
         assert_eq!(check_uscc(&letter), Ok(()));
     }
 
+    #[test]
+    fn the_first_character_is_a_registration_authority() {
+        for first in ['0', 'B', 'X', 'W'] {
+            let code = with_uscc_check(&format!("{first}1350100M000100Y4"));
+            assert_eq!(check_uscc(&code), Err(UsccError::BadAuthority { ch: first }), "{code}");
+        }
+        assert_eq!(check_uscc(&with_uscc_check("N1350100M000100Y4")), Ok(()));
+    }
+
     fn date_strategy() -> impl Strategy<Value = NaiveDate> {
         (1800i32..=2100, 1u32..=12, 1u32..=31)
             .prop_filter_map("real date", |(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
@@ -411,7 +435,7 @@ mod tests {
         }
 
         #[test]
-        fn valid_usccs_pass(body in "[0-9A-HJ-NP-RTUW-Y]{17}") {
+        fn valid_usccs_pass(body in "[1-9ANY][0-9A-HJ-NP-RTUW-Y]{16}") {
             let code = with_uscc_check(&body);
             prop_assert_eq!(check_uscc(&code), Ok(()));
             prop_assert_eq!(check_uscc(&code.to_ascii_lowercase()), Ok(()));

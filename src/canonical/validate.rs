@@ -65,6 +65,8 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
     out.accepting = region(regions, &app.accepting_region, "/accepting_region", errors);
 
     let applicant = &app.applicant;
+    // Birth dates after today are typing errors (Beijing's date: the platforms' own).
+    let today = crate::certificate::beijing_today(chrono::Utc::now());
     if applicant.name.trim().is_empty() {
         errors.push(FieldError::new("/applicant/name", "must not be empty"));
     }
@@ -73,11 +75,7 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
             "/applicant/id_type",
             "a natural person cannot use a unified social credit code; use resident_id, passport, hk_macao_pass, taiwan_pass or foreign_permanent_resident",
         )),
-        (_, IdType::ResidentId) => {
-            if let Err(err) = check_resident_id(&applicant.id_number) {
-                errors.push(FieldError::new("/applicant/id_number", err.to_string()));
-            }
-        }
+        (_, IdType::ResidentId) => resident_id(&applicant.id_number, "/applicant/id_number", today, errors),
         (_, IdType::Uscc) => {
             if let Err(err) = check_uscc(&applicant.id_number) {
                 uscc_failure(&mut out.uscc_check_failures, errors, "/applicant/id_number", err);
@@ -88,13 +86,18 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         }
         _ => {}
     }
-    if let Some(date) = &applicant.birth_date
-        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
-    {
-        errors.push(FieldError::new(
-            "/applicant/birth_date",
-            format!("'{date}' is not a date; write yyyy-MM-dd, e.g. 1949-12-31"),
-        ));
+    if let Some(date) = &applicant.birth_date {
+        match chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+            Err(_) => errors.push(FieldError::new(
+                "/applicant/birth_date",
+                format!("'{date}' is not a date; write yyyy-MM-dd, e.g. 1949-12-31"),
+            )),
+            Ok(born) if born > today => errors.push(FieldError::new(
+                "/applicant/birth_date",
+                format!("'{date}' is in the future; write the applicant's birth date"),
+            )),
+            Ok(_) => {}
+        }
     }
     if let Some(phone) = &applicant.phone {
         let digits = phone.chars().filter(char::is_ascii_digit).count();
@@ -127,9 +130,8 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
     }
     if let Some(rep) = &applicant.legal_representative
         && let (Some(IdType::ResidentId), Some(number)) = (rep.id_type, &rep.id_number)
-        && let Err(err) = check_resident_id(number)
     {
-        errors.push(FieldError::new("/applicant/legal_representative/id_number", err.to_string()));
+        resident_id(number, "/applicant/legal_representative/id_number", today, errors);
     }
 
     for (index, material) in app.materials.iter().enumerate() {
@@ -198,6 +200,21 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         ));
     }
     out
+}
+
+/// A resident ID number (居民身份证号码): well formed, and not born after today.
+fn resident_id(number: &str, field: &str, today: chrono::NaiveDate, errors: &mut Vec<FieldError>) {
+    match check_resident_id(number) {
+        Err(err) => errors.push(FieldError::new(field, err.to_string())),
+        Ok(id) if id.birth_date > today => errors.push(FieldError::new(
+            field,
+            format!(
+                "the birth date {} in the ID card number (digits 7–14) is in the future; check those digits against the ID card",
+                id.birth_date
+            ),
+        )),
+        Ok(_) => {}
+    }
 }
 
 fn uscc_failure(waivable: &mut Vec<FieldError>, errors: &mut Vec<FieldError>, field: &str, err: super::ids::UsccError) {

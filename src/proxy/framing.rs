@@ -109,6 +109,13 @@ pub enum FramingViolation {
     MalformedHead(String),
     /// A version other than HTTP/1.0 and HTTP/1.1.
     UnsupportedVersion,
+    /// A request target that is not a URI (the target as sent).
+    BadTarget(String),
+    /// No `Host` in HTTP/1.1, or more than one.
+    HostHeader {
+        /// How many were sent.
+        count: usize,
+    },
 }
 
 impl FramingViolation {
@@ -124,7 +131,7 @@ impl FramingViolation {
     pub fn slug(&self) -> &'static str {
         match self {
             Self::HeadTooLarge { .. } | Self::TooManyHeaders { .. } => "headers-too-large",
-            Self::MalformedHead(_) => "malformed-request",
+            Self::MalformedHead(_) | Self::BadTarget(_) | Self::HostHeader { .. } => "malformed-request",
             Self::UnsupportedVersion => "unsupported-http-version",
             _ => "request-framing",
         }
@@ -134,7 +141,7 @@ impl FramingViolation {
     pub fn title(&self) -> &'static str {
         match self {
             Self::HeadTooLarge { .. } | Self::TooManyHeaders { .. } => "Request headers too large",
-            Self::MalformedHead(_) => "Malformed request",
+            Self::MalformedHead(_) | Self::BadTarget(_) | Self::HostHeader { .. } => "Malformed request",
             Self::UnsupportedVersion => "Unsupported HTTP version",
             _ => "Ambiguous request framing",
         }
@@ -172,6 +179,17 @@ impl FramingViolation {
             ),
             Self::UnsupportedVersion => {
                 "Only HTTP/1.1 and HTTP/1.0 are served here. Send the request line as `METHOD /path HTTP/1.1`.".into()
+            }
+            Self::BadTarget(target) => format!(
+                "The request target {target:?} is not a URI. Send a path such as /v1/matters?region=520102, \
+                 percent-encoding anything else."
+            ),
+            Self::HostHeader { count: 0 } => {
+                "An HTTP/1.1 request needs a Host header (RFC 9112 §3.2). Send exactly one.".into()
+            }
+            Self::HostHeader { .. } => {
+                "The request has more than one Host header, so servers may disagree about its target. Send exactly one."
+                    .into()
             }
         }
     }
@@ -508,17 +526,30 @@ fn inspect(buf: &[u8], limits: FramingLimits) -> Result<Option<Admitted>, Framin
         }
         Err(error) => return Err(FramingViolation::MalformedHead(error.to_string())),
     };
+    // The target must be a URI hyper accepts, or hyper would answer a bare 400 itself.
+    if let Some(target) = request.path
+        && target.parse::<http::Uri>().is_err()
+    {
+        return Err(FramingViolation::BadTarget(shown(target.as_bytes())));
+    }
     let mut lengths = Vec::new();
     let mut codings = Vec::new();
     let mut upgrade = false;
+    let mut hosts = 0;
     for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
+        if header.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if header.name.eq_ignore_ascii_case("content-length") {
             lengths.push(header.value);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             codings.push(header.value);
         } else if header.name.eq_ignore_ascii_case("upgrade") {
             upgrade = true;
         }
+    }
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+    if hosts > 1 || (hosts == 0 && request.version == Some(1)) {
+        return Err(FramingViolation::HostHeader { count: hosts });
     }
     if !codings.is_empty() {
         if request.version == Some(0) {
@@ -979,7 +1010,8 @@ mod tests {
     #[tokio::test]
     async fn length_and_chunked_refused_in_either_order() {
         assert_refused(BOTH, 400, "request-framing").await;
-        let swapped = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\ncontent-length: 0\r\n\r\n0\r\n\r\n";
+        let swapped =
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncontent-length: 0\r\n\r\n0\r\n\r\n";
         assert_refused(swapped, 400, "request-framing").await;
     }
 
@@ -993,7 +1025,9 @@ mod tests {
     #[tokio::test]
     async fn duplicate_content_length_refused() {
         for (first, second) in [("5", "6"), ("5", "5")] {
-            let raw = format!("POST / HTTP/1.1\r\nContent-Length: {first}\r\nContent-Length: {second}\r\n\r\nhello");
+            let raw = format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {first}\r\nContent-Length: {second}\r\n\r\nhello"
+            );
             assert_refused(raw.as_bytes(), 400, "request-framing").await;
         }
     }
@@ -1014,8 +1048,12 @@ mod tests {
             assert_refused(raw.as_bytes(), 400, "request-framing").await;
         }
         // A vertical tab is no header value character: httparse rejects the head itself.
-        assert_refused(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\x0b\r\n\r\n0\r\n\r\n", 400, "malformed-request")
-            .await;
+        assert_refused(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\x0b\r\n\r\n0\r\n\r\n",
+            400,
+            "malformed-request",
+        )
+        .await;
         assert_refused(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "request-framing").await;
     }
 
@@ -1035,11 +1073,18 @@ mod tests {
     #[tokio::test]
     async fn oversized_heads_refused_with_431() {
         let headers: String = (0..65).map(|i| format!("X-H{i}: v\r\n")).collect();
-        assert_refused(format!("GET / HTTP/1.1\r\n{headers}\r\n").as_bytes(), 431, "headers-too-large").await;
+        assert_refused(format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes(), 431, "headers-too-large")
+            .await;
         let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(17 * 1024));
         assert_refused(big.as_bytes(), 431, "headers-too-large").await;
         let limits = FramingLimits { max_headers: 2, max_head_bytes: 64 };
-        assert_refused_with(limits, b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431, "headers-too-large").await;
+        assert_refused_with(
+            limits,
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            431,
+            "headers-too-large",
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -1083,9 +1128,9 @@ mod tests {
     async fn pipelined_requests_answered_in_order() {
         let server = start(FramingLimits::default()).await;
         let raw = [
-            &b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"[..],
+            &b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"[..],
             CHUNKED,
-            b"HEAD /4 HTTP/1.1\r\nHost: x\r\n\r\nGET /5 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"HEAD /4 HTTP/1.1\r\nHost: x\r\n\r\nGET /5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         ];
         let replies = exchange(&server, &raw.concat(), Some(3)).await;
         let bodies: Vec<&str> = replies.iter().map(|reply| reply.body.as_str()).collect();
@@ -1116,7 +1161,10 @@ mod tests {
     async fn refusal_waits_for_the_final_response() {
         let mut server = start(FramingLimits::default()).await;
         let mut stream = connect(&server).await;
-        stream.write_all(b"POST /slow HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").await.unwrap();
+        stream
+            .write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+            .await
+            .unwrap();
         stream.write_all(b"ab").await.unwrap();
         let interim = read_replies(&mut stream, 1, None).await;
         assert_eq!(interim[0].status, 100);

@@ -209,6 +209,12 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     if old.server.admin_listen != new.server.admin_listen {
         changed.push("server.admin_listen");
     }
+    if old.server.max_connections != new.server.max_connections
+        || old.server.max_headers != new.server.max_headers
+        || old.server.max_head_bytes != new.server.max_head_bytes
+    {
+        changed.push("server (connection and head limits)");
+    }
     // Turning TLS on or off changes what the listener speaks; renewed files reload.
     if old.server.tls.is_some() != new.server.tls.is_some() {
         changed.push("server.tls");

@@ -266,7 +266,7 @@ async fn dispatch(
         }
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
         (["v1", "acceptances"], &Method::POST) => {
-            let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let key = idempotency_key(request.headers())?;
             let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
             let multipart = content_type.filter(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/"));
             if let Some(content_type) = multipart.map(str::to_owned) {
@@ -333,6 +333,21 @@ async fn dispatch(
         (["v1", "verify", _], _) => Err(not_allowed("GET")),
         _ => Err(GatewayError::NoEndpoint { method: method.to_string(), path }),
     }
+}
+
+/// `Idempotency-Key`: absent, or 1–255 visible ASCII characters (it names a stored acceptance).
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, GatewayError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    let bytes = value.as_bytes();
+    let detail = if values.next().is_some() {
+        "more than one Idempotency-Key was sent; send one"
+    } else if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        "an Idempotency-Key is 1–255 visible ASCII characters, e.g. a UUID"
+    } else {
+        return Ok(Some(String::from_utf8_lossy(bytes).into_owned()));
+    };
+    Err(GatewayError::BadIdempotencyKey { detail })
 }
 
 /// Reads a whole request body within the limit; its digest goes to the audit log.

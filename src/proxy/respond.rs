@@ -44,7 +44,10 @@ pub fn problem(error: &GatewayError, cx: &RequestContext) -> Reply {
     if let GatewayError::RateLimited { headers: Some((policy, current)), .. } = error {
         add_rate_limit_headers(&mut reply, policy, current);
     }
-    if matches!(error, GatewayError::Unauthorized { .. }) {
+    // The challenge names the API key only where a key is what identifies partners.
+    if let GatewayError::Unauthorized { fix, .. } = error
+        && fix.contains("X-Api-Key")
+    {
         reply
             .headers_mut()
             .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey header=\"X-Api-Key\""));

@@ -88,6 +88,13 @@ impl Charset {
                 .map(Cow::Borrowed)
                 .map_err(|e| CharsetError::Malformed { charset: self.label(), offset: skipped + e.valid_up_to() });
         }
+        // encoding_rs reads GBK with the GB 18030 decoder; a four-byte sequence is not GBK, and
+        // a platform configured for GBK would not read it back.
+        if self == Charset::Gbk
+            && let Some(offset) = four_byte_sequence(bytes)
+        {
+            return Err(CharsetError::Malformed { charset: self.label(), offset });
+        }
         let encoding = self.encoding();
         if let Some(text) = encoding.decode_without_bom_handling_and_without_replacement(bytes) {
             return Ok(text);
@@ -256,6 +263,23 @@ fn first_unmappable(encoding: &'static Encoding, s: &str) -> Option<char> {
             EncoderResult::InputEmpty => return None,
         }
     }
+}
+
+/// Offset of the first GB 18030 four-byte sequence (a lead byte followed by a digit byte).
+fn four_byte_sequence(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            0x81..=0xFE => {
+                if matches!(bytes.get(i + 1), Some(0x30..=0x39)) {
+                    return Some(i);
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -27,6 +27,16 @@ pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
 /// memory, since `<a/>` costs 4 bytes on the wire and ~100 in the tree.
 pub const MAX_ELEMENTS: usize = 1_000_000;
 
+/// Most attributes on one element (最大属性个数): real documents carry a handful, and the
+/// duplicate check per attribute stays cheap.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Characters XML 1.0 does not allow anywhere (its `Char` production): control characters
+/// other than tab, newline and carriage return, and U+FFFE/U+FFFF.
+fn forbidden_char(c: char) -> bool {
+    (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
 /// An XML element (XML 元素): its name, attributes in document order, child
 /// elements and text.
 ///
@@ -179,6 +189,12 @@ pub fn parse(bytes: &[u8], charset: Charset, namespaces: &Namespaces) -> Result<
     let text = charset.decode(bytes)?;
     // A GB18030 BOM decodes to U+FEFF (UTF-8's is already stripped).
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    // One pass over the text: a NUL or a control character is never data.
+    if let Some((at, c)) = src.char_indices().find(|&(_, c)| forbidden_char(c)) {
+        let (line, column) = line_column(src, at);
+        let message = format!("character U+{:04X} is not allowed in XML 1.0", u32::from(c));
+        return Err(XmlError::Syntax { line, column, message });
+    }
     Parser { src, namespaces, stack: Vec::with_capacity(16), root: None, elements: 0 }.run()
 }
 
@@ -233,6 +249,11 @@ impl<'i> Parser<'i, '_> {
                 Event::GeneralRef(reference) => {
                     let at = self.offset_of(&reference, 1);
                     let chunk = match reference.resolve_char_ref() {
+                        Ok(Some(ch)) if forbidden_char(ch) => {
+                            let message =
+                                format!("character reference to U+{:04X} is not allowed in XML 1.0", u32::from(ch));
+                            return Err(self.syntax(at, message));
+                        }
                         Ok(Some(ch)) => Cow::Owned(String::from(ch)),
                         Ok(None) => match resolve_xml_entity(&reference) {
                             Some(s) => Cow::Borrowed(s),
@@ -284,7 +305,10 @@ impl<'i> Parser<'i, '_> {
         }
         let (resolved, local) = reader.resolver().resolve_element(qname);
         let mut element = Element::new(self.map_name(resolved, local.into_inner(), qname.0)?);
-        for attribute in start.attributes() {
+        for (count, attribute) in start.attributes().enumerate() {
+            if count >= MAX_ATTRIBUTES {
+                return Err(XmlError::TooLarge { what: "attributes on one element", limit: MAX_ATTRIBUTES });
+            }
             let attribute = attribute.map_err(|e| self.syntax(at, e.to_string()))?;
             // Declarations are syntax, not data: names are already rewritten.
             if attribute.key.as_namespace_binding().is_some() {
