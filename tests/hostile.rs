@@ -898,6 +898,16 @@ fn validators() -> Vec<Case> {
         invalid("form value a number", natural(|d| d["form"]["household_size"] = 3.into()), "/form/household_size")
             .detail("write 3 as \"3\""),
         invalid("form value null", natural(|d| d["form"]["reason"] = Value::Null), "/form/reason"),
+        // A form key becomes an XML element name at XML platforms: markup in it must never pass.
+        invalid(
+            "form key carrying XML markup",
+            natural(|d| d["form"]["reason></BD><HEAD><JKBM>STATUS</JKBM></HEAD><BD"] = "x".into()),
+            "/form/reason><~1BD><HEAD><JKBM>STATUS<~1JKBM><~1HEAD><BD",
+        )
+        .detail("form keys are names"),
+        invalid("form key with a space", natural(|d| d["form"]["a b"] = "x".into()), "/form/a b"),
+        invalid("empty form key", natural(|d| d["form"][""] = "x".into()), "/form/"),
+        invalid("form key starting with a digit", natural(|d| d["form"]["1st"] = "x".into()), "/form/1st"),
     ]
 }
 

@@ -182,12 +182,17 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         }
     }
     for (key, value) in &app.form {
+        // RFC 6901: a key with '/' or '~' stays one step of the pointer.
+        let field = format!("/form/{}", key.replace('~', "~0").replace('/', "~1"));
+        if !form_key(key) {
+            errors.push(FieldError::new(
+                field.clone(),
+                "form keys are names: up to 64 letters, digits, '_', '-' or '.', starting with a letter or '_'; rename the key",
+            ));
+        }
         if !value.is_string() {
             let text = crate::mapping::table::native_key(value);
-            errors.push(FieldError::new(
-                format!("/form/{key}"),
-                format!("form values are strings; write {value} as \"{text}\""),
-            ));
+            errors.push(FieldError::new(field, format!("form values are strings; write {value} as \"{text}\"")));
         }
     }
     if chrono::DateTime::parse_from_rfc3339(&app.submitted_at).is_err() {
@@ -200,6 +205,13 @@ pub fn validate(app: &Application, regions: &RegionTable) -> Validation {
         ));
     }
     out
+}
+
+/// A form key: a name every wire format can carry as is (an XML element name, a JSON key).
+fn form_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    first_ok && key.chars().count() <= 64 && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A resident ID number (居民身份证号码): well formed, and not born after today.

@@ -199,6 +199,10 @@ impl Tree for Element {
         // Children live in the parent's namespace: <jq:Form><jq:reason>.
         let prefix = element_prefix(&element.name).to_owned();
         for (key, value) in values {
+            // A key becomes an element name: anything but a plain name would write markup.
+            if !crate::wire::xml::is_name(&key) || key.contains(':') {
+                return Err(format!("'{key}' cannot be an XML element name"));
+            }
             let mut child = Element::new(if prefix.is_empty() { key } else { format!("{prefix}{key}") });
             child.text = match value {
                 Value::String(s) => s,
@@ -288,5 +292,15 @@ mod tests {
         doc.set_subtree(&form, values.as_object().unwrap().clone()).unwrap();
         assert_eq!(doc.children[0].children[0].name, "jq:reason");
         assert_eq!(Value::Object(doc.get_subtree(&form).unwrap()), values);
+    }
+
+    #[test]
+    fn xml_subtree_keys_that_are_not_names_are_refused() {
+        let form = XmlPath::parse("/A/Form", false).unwrap();
+        for key in ["reason></Form><HEAD>x</HEAD><Form", "a b", "", "1st", "x:y", "a<b"] {
+            let mut doc = Element::default();
+            let values = json!({ key: "x" });
+            assert!(doc.set_subtree(&form, values.as_object().unwrap().clone()).is_err(), "{key:?}");
+        }
     }
 }

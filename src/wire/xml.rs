@@ -424,7 +424,7 @@ fn is_whitespace(s: &str) -> bool {
 
 /// A loose XML Name check: quick-xml accepts `< a>` or `<1a>`; we do not.
 /// Any non-ASCII character is allowed, so CJK names (中文标签) pass.
-fn is_name(name: &str) -> bool {
+pub(crate) fn is_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     let Some((&first, _)) = bytes.split_first() else {
         return false;
