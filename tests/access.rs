@@ -107,3 +107,106 @@ async fn matters_outside_the_list_are_refused() {
     assert_eq!(answer.status, 401);
     harness.stop().await;
 }
+
+/// A federation with one partner, `HUNAN`, holding `rights`; anonymous callers keep every right
+/// (they create the records the partner then tries to reach).
+async fn with_partner(rights: tongban::access::Rights) -> Harness {
+    use std::sync::Arc;
+    use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
+    Harness::start_with(common::demo_federation(), move |federation| {
+        let partner = Partner {
+            name: "hunan-window".into(),
+            title: "湖南".into(),
+            province: Some("43".into()),
+            agency: None,
+            rate: None,
+            operations: Default::default(),
+            rights: rights.clone(),
+        };
+        let entry = PartnerEntry { partner: Arc::new(partner), api_keys: vec![HUNAN.into()], tls_names: Vec::new() };
+        federation.identities = Identities::new(vec![entry], true, IdentifyBy::ApiKey);
+    })
+    .await
+}
+
+fn rights(operations: &[tongban::access::Right], regions: &[&str]) -> tongban::access::Rights {
+    use tongban::access::{Allowed, Rights};
+    Rights {
+        operations: Allowed::Only(operations.iter().copied().collect()),
+        regions: Allowed::Only(regions.iter().map(|r| r.to_string()).collect()),
+        matters: Allowed::Any,
+    }
+}
+
+#[tokio::test]
+async fn stored_acceptances_are_reached_only_within_the_partners_regions() {
+    use tongban::access::Right;
+    // Rights over Yunnan only; the acceptance is handled in Guizhou.
+    let harness = with_partner(rights(&[Right::Accept], &["53"])).await;
+    let mut application = common::canonical("natural_person");
+    application["mode"] = "proxy_acceptance".into();
+    let body = serde_json::json!({ "accepting_site": { "window_id": "GD-TH-0007", "region": "440106" }, "application": application });
+    let json = [("content-type", "application/json")];
+    let created = harness.gateway("POST", "/v1/acceptances", &json, body.to_string().into_bytes()).await;
+    assert_eq!(created.status, 202, "{}", created.text());
+    let receipt = created.json()["receipt"].as_str().unwrap().to_owned();
+    let handling = application["handling_region"].as_str().unwrap().to_owned();
+
+    let path = format!("/v1/acceptances/{receipt}");
+    let answer = harness.gateway("GET", &path, &[("x-api-key", HUNAN)], Vec::new()).await;
+    assert_forbidden(&answer, "region", &handling);
+    let decision = br#"{"state":"approved"}"#.to_vec();
+    let headers = [("x-api-key", HUNAN), ("content-type", "application/json")];
+    let answer = harness.gateway("POST", &format!("{path}/events"), &headers, decision).await;
+    assert_forbidden(&answer, "region", &handling);
+    let state = harness.gateway("GET", &path, &[], Vec::new()).await.json()["state"].clone();
+    assert_ne!(state, "approved", "a refused decision changes nothing");
+
+    // Without the accept right, a multipart upload is refused before anything is stored.
+    harness.stop().await;
+    let harness = with_partner(rights(&[Right::Status], &["52"])).await;
+    let headers = [("x-api-key", HUNAN), ("content-type", "multipart/form-data; boundary=b")];
+    let upload =
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--b--\r\n".to_vec();
+    let answer = harness.gateway("POST", "/v1/acceptances", &headers, upload).await;
+    assert_forbidden(&answer, "operation", "accept");
+    let materials = harness.store_dir.path().join("materials");
+    // The store keeps files in fan-out directories: count the files inside them.
+    let stored: usize = std::fs::read_dir(&materials)
+        .unwrap()
+        .map(|sub| std::fs::read_dir(sub.unwrap().path()).map(|files| files.count()).unwrap_or(0))
+        .sum();
+    assert_eq!(stored, 0, "nothing reached the material store");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn print_jobs_are_reached_only_within_the_partners_regions() {
+    use tongban::access::Right;
+    // Print rights for Guangdong only; the certificate is issued in Guizhou.
+    let harness = with_partner(rights(&[Right::Print, Right::Certificate], &["44"])).await;
+    let request = serde_json::json!({
+        "certificate_id": "GZ-DEMO-0001",
+        "issuer_region": "520103",
+        "site": { "id": "GD-TH-0007", "region": "440106" },
+        "requested_by": "窗口 7 号 王五",
+        "copies": 1,
+    });
+    let json = [("content-type", "application/json")];
+    let created = harness.gateway("POST", "/v1/print-jobs", &json, request.to_string().into_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json()["job_id"].as_str().unwrap().to_owned();
+
+    let key = [("x-api-key", HUNAN)];
+    let listed = harness.gateway("GET", "/v1/print-jobs?site=GD-TH-0007", &key, Vec::new()).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json()["jobs"], serde_json::json!([]), "the queue hides jobs outside the rights");
+    for path in [format!("/v1/print-jobs/{job}"), format!("/v1/print-jobs/{job}/document")] {
+        let answer = harness.gateway("GET", &path, &key, Vec::new()).await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.text());
+    }
+    // The certificate itself: the right is for its issuing authority, not the region asked.
+    let answer = harness.gateway("GET", "/v1/certificates/GZ-DEMO-0001?issuer_region=520103", &key, Vec::new()).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    harness.stop().await;
+}

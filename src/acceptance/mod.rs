@@ -310,6 +310,13 @@ pub async fn accept(
         crate::adapter::Operation::Submit,
         Some(call),
     )?;
+    // Joint handling sends the application to every party: each region needs the right too.
+    if let Some(rule) = joint_rule {
+        for party in &rule.parties {
+            let call = Call { right: Right::Accept, region: Some(&party.region), matter: Some(&app.matter.code) };
+            crate::proxy::admit::authorize(x, call)?;
+        }
+    }
     // Platforms validate against today's division table (see submit).
     doc["handling_region"] = Value::String(route.to.code.clone());
     if let Some(from) = &route.from {
@@ -367,6 +374,13 @@ pub async fn accept(
     Ok(reply)
 }
 
+/// The caller's right over one stored acceptance: the `accept` right for its handling region and
+/// matter, so a window cannot read or decide acceptances outside its rights.
+fn authorize_record(x: &Exchange, record: &crate::store::Acceptance) -> Result<(), GatewayError> {
+    let call = Call { right: Right::Accept, region: Some(&record.handling_region), matter: Some(&record.matter_code) };
+    crate::proxy::admit::authorize(x, call)
+}
+
 /// `GET /v1/acceptances/{receipt}`: the state and the timeline.
 pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Reply, GatewayError> {
     let id = receipt.to_owned();
@@ -384,6 +398,7 @@ pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Repl
     let (Some(record), events, parts) = found else {
         return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
     };
+    authorize_record(x, &record)?;
     let timeline: Vec<Value> =
         events.iter().map(|e| json!({ "at": clock::rfc3339(e.at), "event": e.kind, "detail": e.detail })).collect();
     let mut body = json!({
@@ -466,6 +481,11 @@ pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) 
     let now = acceptances.clock.now_ms();
     let id = receipt.to_owned();
     let detail = event.detail.clone();
+    let lookup = id.clone();
+    let Some(record) = blocking(&acceptances.store, move |store| store.get(&lookup)).await? else {
+        return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
+    };
+    authorize_record(x, &record)?;
     let recorded = blocking(&acceptances.store, move |store| {
         if store.get(&id)?.is_none() {
             return Ok(None);

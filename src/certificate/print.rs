@@ -150,6 +150,12 @@ pub async fn fetch(
             fix: "do not print it; ask the issuing authority's own platform for it",
         });
     }
+    // The right is for the authority that issued it, which may sit deeper than the region asked.
+    if let Some(right) = right {
+        let issuer = federation.regions.resolve(&certificate.issuer.region).map(|r| r.code.clone());
+        let issuer = issuer.unwrap_or_else(|_| certificate.issuer.region.clone());
+        crate::proxy::admit::authorize(x, Call { right, region: Some(&issuer), matter: None })?;
+    }
     let outcome = verify::verify(&certificate, &adapter.certificate_keys, today(gateway));
     let label = match &outcome {
         Ok(_) => "verified",
@@ -567,7 +573,9 @@ pub async fn list(
     };
     let for_site = site.clone();
     let jobs = blocking(&desk.store, move |store| store.for_site(&for_site, state, 100)).await?;
-    let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, settings, &desk.key)).collect();
+    // A site's queue shows only the jobs the caller has the right to see.
+    let jobs: Vec<Value> =
+        jobs.iter().filter(|job| authorize_job(x, job).is_ok()).map(|job| job_json(job, settings, &desk.key)).collect();
     Ok(private(respond::json(StatusCode::OK, &json!({ "site": site, "jobs": jobs }), &x.cx)))
 }
 
@@ -580,7 +588,13 @@ pub async fn show(
 ) -> Result<Reply, GatewayError> {
     let (desk, settings) = desk(gateway, federation)?;
     let job = find(&desk, job_id).await?;
+    authorize_job(x, &job)?;
     Ok(private(respond::json(StatusCode::OK, &job_json(&job, settings, &desk.key), &x.cx)))
+}
+
+/// The `print` right for the region that issued the job's certificate.
+fn authorize_job(x: &Exchange, job: &PrintJob) -> Result<(), GatewayError> {
+    crate::proxy::admit::authorize(x, Call { right: Right::Print, region: Some(&job.issuer_region), matter: None })
 }
 
 /// `GET /v1/print-jobs/{id}/document`: the PDF.
@@ -591,6 +605,7 @@ pub async fn document(
     job_id: &str,
 ) -> Result<Reply, GatewayError> {
     let (desk, _) = desk(gateway, federation)?;
+    authorize_job(x, &find(&desk, job_id).await?)?;
     let id = job_id.to_owned();
     let document = blocking(&desk.store, move |store| store.document(&id))
         .await?
@@ -626,6 +641,7 @@ pub async fn printed(
         field: Some("/site".into()),
     })?;
     let job = find(&desk, job_id).await?;
+    authorize_job(x, &job)?;
     if confirmation.site != job.site {
         return Err(GatewayError::PrintJobConflict {
             detail: format!(

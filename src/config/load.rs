@@ -234,6 +234,28 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     let listen = address("listen", &raw.server.listen, &mut diagnostics);
     let admin_listen = address("admin_listen", &raw.server.admin_listen, &mut diagnostics);
     let server_tls = compile_server_tls(&raw, &base, &parsed, listen, &mut diagnostics);
+    // Limits so small that ordinary requests would be refused are mistakes.
+    for (key, value, least, what) in [
+        ("max_headers", raw.server.max_headers, 8, "header lines"),
+        ("max_head_bytes", raw.server.max_head_bytes, 1024, "bytes"),
+        ("max_json_depth", raw.server.max_json_depth, 8, "levels (canonical documents nest 3 deep)"),
+    ] {
+        if value < least {
+            report_config(&parsed, &mut diagnostics, &at(key), format!("must be at least {least} {what}"));
+        }
+    }
+    // (Under client certificates anonymous access is an error of its own.)
+    if raw.access.anonymous
+        && raw.server.tls.as_ref().is_none_or(|tls| tls.client_auth == "off")
+        && raw.partners.iter().any(|partner| partner.allow.is_some())
+        && let Some((_, doc)) = &parsed
+    {
+        // Anonymous callers have every right: a partner could drop its key to shed its limits.
+        diagnostics.push(doc.warning(
+            &KeyPath::root().key("access").key("anonymous"),
+            "anonymous callers have every right, so [partner.allow] tables restrict only callers who send a key; turn anonymous access off in production",
+        ));
+    }
     let timeouts = TimeoutDefaults {
         connect: Duration::from_millis(raw.upstream.connect_timeout_ms),
         request: Duration::from_millis(raw.upstream.request_timeout_ms),

@@ -57,7 +57,14 @@ impl HealthBoard {
 pub async fn probe_all(gateway: &Gateway) {
     let federation = gateway.federation();
     for adapter in federation.adapters.values() {
-        let authority = adapter.origin.trim_start_matches("http://").to_owned();
+        // The origin is scheme://host[:port]; a TCP connect needs host:port.
+        let authority = match adapter.origin.parse::<http::Uri>() {
+            Ok(uri) => {
+                let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+                format!("{}:{port}", uri.host().unwrap_or_default())
+            }
+            Err(_) => adapter.origin.clone(),
+        };
         let result = tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(authority.as_str())).await;
         let (up, detail) = match result {
             Ok(Ok(_)) => (true, None),

@@ -134,22 +134,34 @@ impl Gateway {
         match loaded {
             Ok((federation, mut warnings)) => {
                 let federation = (self.adjust)(federation);
-                // New handshakes use renewed certificates; open connections keep theirs.
-                if let (Some(acceptor), Some(files)) = (&self.tls, &federation.server.tls)
-                    && let Err(error) = acceptor.reload_from(files.clone())
-                {
+                // How partners are identified follows what the running listener speaks: switching
+                // TLS or client certificates on or off needs a restart, so such a reload is refused.
+                let running = self.federation().server.tls.as_ref().map(|tls| tls.client_auth);
+                let asked = federation.server.tls.as_ref().map(|tls| tls.client_auth);
+                let refusal = if running != asked {
+                    Some(format!(
+                        "changes TLS or client_auth ({running:?} → {asked:?}); that takes a restart, the running configuration keeps serving"
+                    ))
+                } else if let Some(files) = &federation.server.tls {
+                    // Checked before anything is swapped, so a bad key leaves everything as it was.
+                    crate::tls::server_config(files).err().map(|error| error.to_string())
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
                     self.metrics.config_reloads.with_label_values(&["failure"]).inc();
-                    tracing::warn!(reason, error = %error, "Reload refused: the listener's TLS files do not load.");
+                    tracing::warn!(reason, error = %message, "Reload refused: server.tls.");
                     let mut diagnostics = Diagnostics::new();
                     diagnostics.push(crate::config::diagnostic::Diagnostic {
                         severity: crate::config::diagnostic::Severity::Error,
                         file: federation.config_file.clone(),
                         position: None,
                         key_path: "server.tls".into(),
-                        message: error.to_string(),
+                        message,
                     });
                     return Err(diagnostics);
                 }
+                let tls_files = federation.server.tls.clone();
                 for setting in restart_only_changes(&self.federation(), &federation) {
                     tracing::warn!(setting, "Changed setting takes effect only after a restart.");
                     warnings.push(crate::config::diagnostic::Diagnostic {
@@ -161,6 +173,12 @@ impl Gateway {
                     });
                 }
                 self.apply(federation).await;
+                // New handshakes use renewed certificates from here on; open connections keep theirs.
+                if let (Some(acceptor), Some(files)) = (&self.tls, tls_files)
+                    && let Err(error) = acceptor.reload_from(files)
+                {
+                    tracing::error!(error = %error, "The listener's TLS files changed during the reload; the previous ones keep serving.");
+                }
                 self.metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!(reason, warnings = warnings.len(), "Configuration reloaded.");
                 Ok(warnings)
@@ -215,10 +233,7 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
     {
         changed.push("server (connection and head limits)");
     }
-    // Turning TLS on or off changes what the listener speaks; renewed files reload.
-    if old.server.tls.is_some() != new.server.tls.is_some() {
-        changed.push("server.tls");
-    }
+
     if old.upstream.pool_idle_timeout != new.upstream.pool_idle_timeout
         || old.upstream.pool_max_idle_per_host != new.upstream.pool_max_idle_per_host
         || old.upstream.response_limit != new.upstream.response_limit

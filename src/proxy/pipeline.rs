@@ -176,7 +176,12 @@ fn endpoint(path: &str) -> String {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "native", _, _] => "/v1/native/{adapter}/{operation}".into(),
-        ["v1", resource, rest @ ..] if rest.len() <= 2 && resource.len() <= 16 => {
+        // Only the API's own resource names: anything else a caller sends may be personal.
+        [
+            "v1",
+            resource @ ("applications" | "matters" | "acceptances" | "certificates" | "print-jobs" | "verify"),
+            rest @ ..,
+        ] if rest.len() <= 2 => {
             let mut out = format!("/v1/{resource}");
             for (i, segment) in rest.iter().enumerate() {
                 match (i, *segment) {
@@ -266,6 +271,8 @@ async fn dispatch(
         }
         (["v1", "native", _, _], _) => Err(not_allowed("POST")),
         (["v1", "acceptances"], &Method::POST) => {
+            // Before any upload reaches the material store; regions and matters once decoded.
+            admit::authorize(x, Call::operation(Right::Accept))?;
             let key = idempotency_key(request.headers())?;
             let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
             let multipart = content_type.filter(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/"));

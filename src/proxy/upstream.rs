@@ -83,7 +83,12 @@ impl Upstream {
             return Ok(Pooled::Tls(client.clone()));
         }
         let connector = crate::tls::platform_connector(files, adapter.connect_timeout).map_err(|error| {
-            GatewayError::UpstreamUnreachable { adapter: adapter.name.clone(), detail: format!("TLS setup: {error}") }
+            // The cause names local files: it goes to the operator's log, not to the caller.
+            tracing::error!(platform = %adapter.name, error = %error, "TLS to the platform cannot be set up.");
+            GatewayError::UpstreamUnreachable {
+                adapter: adapter.name.clone(),
+                detail: "TLS to this platform cannot be set up (the gateway's log has the cause)".into(),
+            }
         })?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(self.settings.pool_idle_timeout)
