@@ -219,3 +219,27 @@ async fn at_the_connection_cap_new_connections_wait_until_one_closes() {
     assert!(served.expect("served once a slot freed").starts_with("HTTP/1.1 404"));
     harness.stop().await;
 }
+
+/// Slowloris: a client that starts its headers and never finishes them is cut off by the header
+/// read timeout (30 s, hyper's timer), also behind the framing guard, and others are still served.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let harness = Harness::start().await;
+    let mut slow = TcpStream::connect(harness.running.public).await.unwrap();
+    slow.write_all(b"GET /v1/matters?region=520102 HTTP/1.1\r\nHost: gateway\r\nX-Slow: a").await.unwrap();
+    let started = tokio::time::Instant::now();
+    // Paused time runs ahead to the next timer once everything waits: the header timeout.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(120), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection was still open after 120 s");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(60), "closed after {waited:?}");
+    assert!(!rest.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(harness.get("/v1/matters?region=520102").await.status, 200);
+    harness.stop().await;
+}
