@@ -2,6 +2,7 @@
 //! when the tool starts it. A scenario knows nothing about connections, timing or reports.
 
 mod acceptance;
+mod submit;
 
 use std::sync::Arc;
 
@@ -14,6 +15,10 @@ pub enum ScenarioName {
     /// `POST /v1/acceptances` (异地代收代办): each request a new application, committed to the
     /// store before the gateway answers 202.
     Acceptance,
+    /// `POST /v1/applications` to a JSON platform (Guizhou): canonical JSON in, JSON out.
+    Passthrough,
+    /// `POST /v1/applications` to a GBK XML platform (Hunan) through a 36-field mapping.
+    Translate,
 }
 
 impl ScenarioName {
@@ -22,6 +27,8 @@ impl ScenarioName {
     pub fn build(self, run_id: u32) -> anyhow::Result<Arc<dyn Scenario>> {
         Ok(match self {
             ScenarioName::Acceptance => Arc::new(acceptance::Acceptance::new(run_id)?),
+            ScenarioName::Passthrough => Arc::new(submit::Submit::new(submit::Target::Passthrough, run_id)?),
+            ScenarioName::Translate => Arc::new(submit::Submit::new(submit::Target::Translate, run_id)?),
         })
     }
 }
