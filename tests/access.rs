@@ -75,30 +75,16 @@ async fn a_partner_calls_only_what_its_allow_table_lists() {
 
 #[tokio::test]
 async fn matters_outside_the_list_are_refused() {
-    use std::sync::Arc;
     use tongban::access::{Allowed, Right, Rights};
-    use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
 
     let guizhou = golden_input("guizhou");
     let matter = guizhou["matter"]["code"].as_str().unwrap().to_owned();
-    let harness = Harness::start_with(common::demo_federation(), |federation| {
-        let partner = Partner {
-            name: "hunan-window".into(),
-            title: "湖南".into(),
-            province: Some("43".into()),
-            agency: None,
-            rate: None,
-            operations: Default::default(),
-            rights: Rights {
-                operations: Allowed::Only([Right::Submit].into_iter().collect()),
-                regions: Allowed::Any,
-                matters: Allowed::Only(["000000000000".to_owned()].into_iter().collect()),
-            },
-        };
-        let entry = PartnerEntry { partner: Arc::new(partner), api_keys: vec![HUNAN.into()], tls_names: Vec::new() };
-        federation.identities = Identities::new(vec![entry], false, IdentifyBy::ApiKey);
-    })
-    .await;
+    let rights = Rights {
+        operations: Allowed::Only([Right::Submit].into_iter().collect()),
+        regions: Allowed::Any,
+        matters: Allowed::Only(["000000000000".to_owned()].into_iter().collect()),
+    };
+    let harness = with_partner(rights, false).await;
     let answer = submit_as(&harness, HUNAN, &guizhou).await;
     assert_forbidden(&answer, "matter", &matter);
     assert!(harness.received("guizhou").await.is_empty());
@@ -108,9 +94,9 @@ async fn matters_outside_the_list_are_refused() {
     harness.stop().await;
 }
 
-/// A federation with one partner, `HUNAN`, holding `rights`; anonymous callers keep every right
-/// (they create the records the partner then tries to reach).
-async fn with_partner(rights: tongban::access::Rights) -> Harness {
+/// A federation with one partner, `HUNAN`, holding `rights`; anonymous callers, when admitted,
+/// keep every right (they create the records the partner then tries to reach).
+async fn with_partner(rights: tongban::access::Rights, anonymous: bool) -> Harness {
     use std::sync::Arc;
     use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
     Harness::start_with(common::demo_federation(), move |federation| {
@@ -124,7 +110,7 @@ async fn with_partner(rights: tongban::access::Rights) -> Harness {
             rights: rights.clone(),
         };
         let entry = PartnerEntry { partner: Arc::new(partner), api_keys: vec![HUNAN.into()], tls_names: Vec::new() };
-        federation.identities = Identities::new(vec![entry], true, IdentifyBy::ApiKey);
+        federation.identities = Identities::new(vec![entry], anonymous, IdentifyBy::ApiKey);
     })
     .await
 }
@@ -142,7 +128,7 @@ fn rights(operations: &[tongban::access::Right], regions: &[&str]) -> tongban::a
 async fn stored_acceptances_are_reached_only_within_the_partners_regions() {
     use tongban::access::Right;
     // Rights over Yunnan only; the acceptance is handled in Guizhou.
-    let harness = with_partner(rights(&[Right::Accept], &["53"])).await;
+    let harness = with_partner(rights(&[Right::Accept], &["53"]), true).await;
     let mut application = common::canonical("natural_person");
     application["mode"] = "proxy_acceptance".into();
     let body = serde_json::json!({ "accepting_site": { "window_id": "GD-TH-0007", "region": "440106" }, "application": application });
@@ -164,7 +150,7 @@ async fn stored_acceptances_are_reached_only_within_the_partners_regions() {
 
     // Without the accept right, a multipart upload is refused before anything is stored.
     harness.stop().await;
-    let harness = with_partner(rights(&[Right::Status], &["52"])).await;
+    let harness = with_partner(rights(&[Right::Status], &["52"]), true).await;
     let headers = [("x-api-key", HUNAN), ("content-type", "multipart/form-data; boundary=b")];
     let upload =
         b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--b--\r\n".to_vec();
@@ -184,7 +170,7 @@ async fn stored_acceptances_are_reached_only_within_the_partners_regions() {
 async fn print_jobs_are_reached_only_within_the_partners_regions() {
     use tongban::access::Right;
     // Print rights for Guangdong only; the certificate is issued in Guizhou.
-    let harness = with_partner(rights(&[Right::Print, Right::Certificate], &["44"])).await;
+    let harness = with_partner(rights(&[Right::Print, Right::Certificate], &["44"]), true).await;
     let request = serde_json::json!({
         "certificate_id": "GZ-DEMO-0001",
         "issuer_region": "520103",

@@ -203,23 +203,32 @@ impl fmt::Display for FramingViolation {
 
 impl std::error::Error for FramingViolation {}
 
-/// A complete `application/problem+json` refusal with `connection: close`.
-pub fn default_refusal(violation: &FramingViolation) -> Vec<u8> {
+/// A complete `application/problem+json` refusal in the gateway's problem shape, with
+/// `x-request-id` and `connection: close`.
+pub fn refusal_response(violation: &FramingViolation, request_id: &str) -> Vec<u8> {
     let status = violation.status();
     let body = serde_json::json!({
         "type": format!("urn:tongban:problem:{}", violation.slug()),
         "title": violation.title(),
         "status": status,
         "detail": violation.detail(),
+        "request_id": request_id,
+        "side": "downstream",
+        "retryable": false,
     })
     .to_string();
     let reason = if status == 431 { "Request Header Fields Too Large" } else { "Bad Request" };
     format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
+         x-request-id: {request_id}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// [`refusal_response`] with a fixed request id (tests, tools).
+pub fn default_refusal(violation: &FramingViolation) -> Vec<u8> {
+    refusal_response(violation, "framing")
 }
 
 /// Wraps `stream` in a [`FramingGuard`]; hand the result to `hyper_util::rt::TokioIo::new`.

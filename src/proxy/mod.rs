@@ -418,29 +418,13 @@ pub async fn start_with(
     Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks })
 }
 
-/// The framing guard's refusal: the gateway's problem shape, counted and logged.
+/// The framing guard's refusal, counted and logged under a fresh request id.
 fn framing_refusal(metrics: Arc<Metrics>) -> framing::Refusal {
     Arc::new(move |violation: &framing::FramingViolation| {
         metrics.framing_refusals.with_label_values(&[violation.slug()]).inc();
         let request_id = uuid::Uuid::now_v7().to_string();
         tracing::info!(request_id = %request_id, status = violation.status(), problem = violation.slug(), "Request refused for its framing.");
-        let body = serde_json::json!({
-            "type": format!("urn:tongban:problem:{}", violation.slug()),
-            "title": violation.title(),
-            "status": violation.status(),
-            "detail": violation.detail(),
-            "request_id": request_id,
-            "side": "downstream",
-            "retryable": false,
-        })
-        .to_string();
-        let reason = if violation.status() == 431 { "Request Header Fields Too Large" } else { "Bad Request" };
-        format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n{body}",
-            violation.status(),
-            body.len()
-        )
-        .into_bytes()
+        framing::refusal_response(violation, &request_id)
     })
 }
 

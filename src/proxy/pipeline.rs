@@ -75,7 +75,6 @@ pub async fn handle(
     let cx = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let endpoint = endpoint(&path);
     let mut x = Exchange {
         cx,
         caller: None,
@@ -124,7 +123,7 @@ pub async fn handle(
     }
     record(&gateway, &x, reply.status(), started);
     if let Some(audit) = &gateway.audit {
-        reply = audited(audit, &x, reply, &method, endpoint, problem_slug, started).await;
+        reply = audited(audit, &x, reply, &method, endpoint(&path), problem_slug, started).await;
     }
     tracing::debug!(request_id = %x.cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
     Ok(reply)
