@@ -19,6 +19,12 @@ pub fn workspace_root() -> PathBuf {
 
 /// The most connections one run may open.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// The most idle connections `idle` may open.
+pub const MAX_IDLE_CONNECTIONS: usize = 50_000;
+/// The most rounds of a side-by-side run.
+pub const MAX_ROUNDS: usize = 20;
+/// The highest open-loop rate, requests per second.
+pub const MAX_RATE: f64 = 1_000_000.0;
 /// The longest run.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
@@ -32,9 +38,74 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Runs one scenario in closed loop: every connection sends its next request as soon as the
-    /// previous answer is read, until the duration or the request count runs out.
+    /// Runs one scenario: in closed loop (every connection sends its next request as soon as the
+    /// previous answer is read) or at a constant rate (--rate), until the duration or the request
+    /// count runs out; with --compare, side by side with the platform alone and nginx.
     Run(RunArgs),
+    /// Opens many idle keep-alive connections to a started gateway and reports its resident memory.
+    Idle(IdleArgs),
+}
+
+/// Where the started gateway and simulated platforms come from.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// The gateway binary to start when no --target is given [default: target/release/tongban in the workspace].
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+
+    /// The repository whose adapters/, mappings/ and config/matters.toml the started gateway
+    /// reads [default: this workspace]; e.g. a checkout of the commit the gateway was built from.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+
+    /// Where the started gateway's temporary directory (configuration, acceptance store) goes
+    /// [default: the system's temporary directory]. Put it on the disk you mean to measure: on a
+    /// tmpfs a synchronous commit costs nothing.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl GatewayArgs {
+    /// The repository the started gateway reads its files from: --repo, or this workspace.
+    pub fn repo(&self) -> PathBuf {
+        self.repo.clone().unwrap_or_else(workspace_root)
+    }
+
+    /// The gateway binary: --gateway-bin, or target/release/tongban in the workspace.
+    pub fn bin(&self) -> PathBuf {
+        self.gateway_bin.clone().unwrap_or_else(|| workspace_root().join("target/release/tongban"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdleArgs {
+    /// Idle keep-alive connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+
+    /// How long to hold them open before measuring again.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub hold: Duration,
+
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+
+    /// Also write the report as Markdown to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl IdleArgs {
+    /// Checks the bounds.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.connections == 0 || self.connections > MAX_IDLE_CONNECTIONS {
+            bail!("--connections must be 1 to {MAX_IDLE_CONNECTIONS}");
+        }
+        if self.hold > MAX_DURATION {
+            bail!("--hold must be at most {} s", MAX_DURATION.as_secs());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -64,24 +135,39 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
-    /// The gateway binary to start when no --target is given [default: target/release/tongban in the workspace].
-    #[arg(long)]
-    pub gateway_bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
 
-    /// The repository whose adapters/, mappings/ and config/matters.toml the started gateway
-    /// reads [default: this workspace]; e.g. a checkout of the commit the gateway was built from.
+    /// Open loop: send this many requests a second, each counted from when it was due.
+    /// Without it, closed loop.
     #[arg(long)]
-    pub repo: Option<PathBuf>,
+    pub rate: Option<f64>,
 
-    /// Where the started gateway's temporary directory (configuration, acceptance store) goes
-    /// [default: the system's temporary directory]. Put it on the disk you mean to measure: on a
-    /// tmpfs a synchronous commit costs nothing.
+    /// Side by side, alternating in rounds: the scenario's native request straight to the
+    /// simulated platform (the physical limit), through nginx proxy_pass (when nginx is
+    /// installed), and through tongban. Needs a started gateway (no --target).
     #[arg(long)]
-    pub work_dir: Option<PathBuf>,
+    pub compare: bool,
+
+    /// Rounds of a side-by-side run; each leg runs --duration per round.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+
+    /// The nginx binary for --compare [default: nginx on $PATH, /usr/sbin/nginx, …].
+    #[arg(long)]
+    pub nginx: Option<PathBuf>,
+
+    /// Leave nginx out of --compare even when it is installed.
+    #[arg(long)]
+    pub no_nginx: bool,
 
     /// Also write the report as Markdown to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+
+    /// Also write SVG plots (latency by percentile, answers over time) into this directory.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
 
     /// Give up on one request after this long (counted as a `timeout` error).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -114,17 +200,21 @@ impl RunArgs {
         if let Some(target) = &self.target {
             check_target(target, self.allow_remote)?;
         }
+        if let Some(rate) = self.rate
+            && !(rate > 0.0 && rate <= MAX_RATE)
+        {
+            bail!("--rate must be more than 0 and at most {MAX_RATE} requests a second");
+        }
+        if self.rounds == 0 || self.rounds > MAX_ROUNDS {
+            bail!("--rounds must be 1 to {MAX_ROUNDS}");
+        }
+        if self.compare && self.target.is_some() {
+            bail!(
+                "--compare loads the simulated platform directly, so it starts its own gateway and platforms; \
+                 leave out --target"
+            );
+        }
         Ok(())
-    }
-
-    /// The repository the started gateway reads its files from: --repo, or this workspace.
-    pub fn repo(&self) -> PathBuf {
-        self.repo.clone().unwrap_or_else(workspace_root)
-    }
-
-    /// The gateway binary: --gateway-bin, or target/release/tongban in the workspace.
-    pub fn gateway_bin(&self) -> PathBuf {
-        self.gateway_bin.clone().unwrap_or_else(|| workspace_root().join("target/release/tongban"))
     }
 }
 
@@ -177,6 +267,7 @@ mod tests {
         let full: Vec<&str> = ["tongban-load", "run"].iter().chain(args).copied().collect();
         Cli::try_parse_from(full).map(|cli| match cli.command {
             Command::Run(run) => run,
+            Command::Idle(_) => unreachable!("parsed as run"),
         })
     }
 
@@ -188,7 +279,8 @@ mod tests {
         assert_eq!(run.connections, 64);
         assert_eq!(run.max_requests, 1_000_000);
         assert!(run.target.is_none());
-        assert!(run.gateway_bin().ends_with("target/release/tongban"));
+        assert!(run.gateway.bin().ends_with("target/release/tongban"));
+        assert_eq!((run.rate, run.compare, run.rounds), (None, false, 3));
         run.validate().unwrap();
     }
 
@@ -215,14 +307,23 @@ mod tests {
             "/srv/tongban",
             "--threads",
             "2",
+            "--rate",
+            "2500",
+            "--plots",
+            "plots",
+            "--nginx",
+            "/opt/nginx/sbin/nginx",
         ])
         .unwrap();
+        assert_eq!(run.rate, Some(2500.0));
+        assert_eq!(run.plots, Some(PathBuf::from("plots")));
+        assert_eq!(run.nginx, Some(PathBuf::from("/opt/nginx/sbin/nginx")));
         assert_eq!(run.duration, Duration::from_millis(1500));
         assert_eq!((run.connections, run.max_requests, run.threads), (16, 500, 2));
-        assert_eq!(run.gateway_bin(), PathBuf::from("/opt/tongban"));
+        assert_eq!(run.gateway.bin(), PathBuf::from("/opt/tongban"));
         assert_eq!(run.report, Some(PathBuf::from("out.md")));
-        assert_eq!(run.work_dir, Some(PathBuf::from("/var/tmp")));
-        assert_eq!(run.repo(), PathBuf::from("/srv/tongban"));
+        assert_eq!(run.gateway.work_dir, Some(PathBuf::from("/var/tmp")));
+        assert_eq!(run.gateway.repo(), PathBuf::from("/srv/tongban"));
         run.validate().unwrap();
     }
 
@@ -249,6 +350,12 @@ mod tests {
             &["--scenario", "acceptance", "--connections", "10001"],
             &["--scenario", "acceptance", "--max-requests", "0"],
             &["--scenario", "acceptance", "--threads", "0"],
+            &["--scenario", "acceptance", "--rate", "0"],
+            &["--scenario", "acceptance", "--rate", "NaN"],
+            &["--scenario", "acceptance", "--rate", "2000000"],
+            &["--scenario", "passthrough", "--compare", "--rounds", "0"],
+            &["--scenario", "passthrough", "--compare", "--rounds", "21"],
+            &["--scenario", "passthrough", "--compare", "--target", "http://127.0.0.1:8080"],
         ] {
             assert!(parse(args).unwrap().validate().is_err(), "{args:?} passed validation");
         }
@@ -272,6 +379,24 @@ mod tests {
         let run =
             parse(&["--scenario", "acceptance", "--target", "http://192.168.1.9:8080", "--allow-remote"]).unwrap();
         run.validate().unwrap();
+    }
+
+    #[test]
+    fn every_scenario_has_a_command_line_name() {
+        for name in ["acceptance", "passthrough", "translate", "native-ingress", "cached-status", "rate-limited"] {
+            parse(&["--scenario", name]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn idle_has_bounded_defaults() {
+        let cli = Cli::try_parse_from(["tongban-load", "idle", "--hold", "2s"]).unwrap();
+        let Command::Idle(idle) = cli.command else { panic!("not idle") };
+        assert_eq!((idle.connections, idle.hold), (10_000, Duration::from_secs(2)));
+        idle.validate().unwrap();
+        let cli = Cli::try_parse_from(["tongban-load", "idle", "--connections", "50001"]).unwrap();
+        let Command::Idle(idle) = cli.command else { panic!("not idle") };
+        assert!(idle.validate().is_err());
     }
 
     #[test]

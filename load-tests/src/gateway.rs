@@ -1,25 +1,22 @@
-//! Starting and stopping a gateway for a run: a private configuration in a temporary directory,
-//! the `tongban` binary as a child process on ephemeral ports, and a guard that stops it by its
-//! PID (SIGTERM, a bounded wait, then SIGKILL) however the run ends.
+//! Starting and stopping what a run loads: the simulated platforms a scenario needs, each as its
+//! own `tongban mock` process on an ephemeral port, and a gateway on a private configuration in a
+//! temporary directory, its adapters pointed at those platforms. Every process is stopped by its
+//! PID however the run ends (see [`crate::process`]).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, ExitStatus};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::process::Supervised;
 use crate::scenario::GatewayNeeds;
 
-/// How long the gateway may take to announce its listeners.
+/// How long the gateway or a simulated platform may take to announce its listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the gateway may take to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Log lines kept to explain a failure.
-const TAIL_LINES: usize = 40;
 /// A rate no load run reaches: limits stay configured (their code runs) but never refuse.
 const UNREACHED_RATE: u32 = 1_000_000;
 /// Calls in flight to one platform, raised above any connection count a run uses.
@@ -27,40 +24,83 @@ const UNREACHED_CONCURRENCY: i64 = 100_000;
 /// The log line the gateway writes once both listeners are bound.
 const LISTENING: &str = "Gateway listening.";
 
-/// The gateway's stderr, drained by a thread so the pipe never fills.
-#[derive(Debug, Default)]
-pub struct LogTail {
-    /// The last lines, oldest first.
-    pub lines: VecDeque<String>,
-    /// Lines at level WARN.
-    pub warnings: u64,
-    /// Lines at level ERROR.
-    pub errors: u64,
+/// The simulated platforms of a run, each its own `tongban mock` process, so that a run can
+/// load a platform directly (the physical limit) and the gateway's figures are its own.
+pub struct Platforms {
+    /// Where each listens, by name (the adapter's file stem).
+    pub addrs: BTreeMap<String, SocketAddr>,
+    processes: Vec<Supervised>,
+}
+
+impl Platforms {
+    /// Starts `tongban mock --adapter NAME --listen 127.0.0.1:0` for each name.
+    pub fn start(bin: &Path, names: &[&str]) -> anyhow::Result<Platforms> {
+        check_binary(bin)?;
+        let mut platforms = Platforms { addrs: BTreeMap::new(), processes: Vec::new() };
+        for name in names {
+            let mut command = Command::new(bin);
+            command.args(["mock", "--adapter", name, "--listen", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+            // `guizhou (贵州政务服务网) listening on http://127.0.0.1:40123`
+            let (tx, rx) = mpsc::channel();
+            let tx = Mutex::new(tx);
+            let mut process = Supervised::spawn(format!("simulated platform {name}"), command, move |line| {
+                if let Some(addr) = line.split_once("listening on http://").and_then(|(_, a)| a.trim().parse().ok()) {
+                    let _ = tx.lock().map(|tx| tx.send(addr));
+                }
+            })?;
+            match rx.recv_timeout(START_TIMEOUT) {
+                Ok(addr) => {
+                    platforms.addrs.insert((*name).to_owned(), addr);
+                    platforms.processes.push(process);
+                }
+                Err(_) => return Err(process.failed_to_start("did not say where it listens")),
+            }
+        }
+        Ok(platforms)
+    }
+
+    /// The address of platform `name`.
+    pub fn addr(&self, name: &str) -> anyhow::Result<SocketAddr> {
+        self.addrs.get(name).copied().with_context(|| format!("no simulated platform {name} was started"))
+    }
+
+    /// Stops every platform; the first failure is the error.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let mut first = Ok(());
+        for process in &mut self.processes {
+            if let Err(err) = process.stop()
+                && first.is_ok()
+            {
+                first = Err(err);
+            }
+        }
+        first
+    }
 }
 
 /// A running gateway; dropping it stops it.
 pub struct Gateway {
-    child: Option<Child>,
+    process: Supervised,
     /// The public listener.
     pub public: SocketAddr,
     /// The admin listener (`/metrics`).
     pub admin: SocketAddr,
     /// The temporary directory with the configuration and the store.
     pub dir: PathBuf,
-    log: Arc<Mutex<LogTail>>,
     _dir: tempfile::TempDir,
 }
 
 impl Gateway {
-    /// Writes the configuration and starts `bin` on it; returns once the gateway listens.
-    pub fn start(bin: &Path, repo: &Path, work_dir: Option<&Path>, needs: GatewayNeeds) -> anyhow::Result<Gateway> {
-        if !bin.is_file() {
-            bail!(
-                "the gateway binary {} does not exist; build it first with `cargo build --release` \
-                 in the workspace, or name one with --gateway-bin, or aim at a running gateway with --target",
-                bin.display()
-            );
-        }
+    /// Writes the configuration and starts `bin` on it, its adapters aimed at `platforms`;
+    /// returns once the gateway listens.
+    pub fn start(
+        bin: &Path,
+        repo: &Path,
+        work_dir: Option<&Path>,
+        needs: GatewayNeeds,
+        platforms: &Platforms,
+    ) -> anyhow::Result<Gateway> {
+        check_binary(bin)?;
         let repo = repo
             .canonicalize()
             .with_context(|| format!("the repository {} (adapters/, mappings/, config/)", repo.display()))?;
@@ -72,130 +112,67 @@ impl Gateway {
         }
         .context("cannot create the run's temporary directory")?;
         let adapters = dir.path().join("adapters");
-        copy_adapters(&repo.join("adapters"), &adapters)?;
+        copy_adapters(&repo.join("adapters"), &adapters, &platforms.addrs)?;
         let config = dir.path().join("tongban.toml");
         std::fs::write(&config, config_text(&repo, dir.path(), needs))
             .with_context(|| format!("cannot write {}", config.display()))?;
 
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("--config")
             .arg(&config)
             .arg("serve")
             .current_dir(dir.path())
             // Warnings and errors only, and the one line that says where it listens.
-            .env("RUST_LOG", "warn,tongban::cli::serve=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let log = Arc::new(Mutex::new(LogTail::default()));
+            .env("RUST_LOG", "warn,tongban::cli::serve=info");
         let (tx, rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            std::thread::spawn(move || drain(BufReader::new(stderr), &log, &tx));
-        }
-        let mut gateway = Gateway {
-            child: Some(child),
-            public: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            dir: dir.path().to_path_buf(),
-            log,
-            _dir: dir,
-        };
+        let tx = Mutex::new(tx);
+        let mut process = Supervised::spawn("gateway", command, move |line| {
+            if line.contains(LISTENING)
+                && let Some(addrs) = listeners(line)
+            {
+                let _ = tx.lock().map(|tx| tx.send(addrs));
+            }
+        })?;
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok((public, admin)) => {
-                gateway.public = public;
-                gateway.admin = admin;
-                Ok(gateway)
-            }
-            Err(waited) => {
-                let status = gateway.stop();
-                let what = match waited {
-                    mpsc::RecvTimeoutError::Timeout => {
-                        format!("did not announce its listeners within {} s", START_TIMEOUT.as_secs())
-                    }
-                    mpsc::RecvTimeoutError::Disconnected => "stopped before it listened".to_owned(),
-                };
-                bail!(
-                    "the gateway {what} ({}); its last log lines:\n{}",
-                    status.map_or_else(|e| format!("could not be stopped: {e}"), |s| format!("it exited with {s}")),
-                    gateway.tail().join("\n")
-                )
-            }
+            Ok((public, admin)) => Ok(Gateway { process, public, admin, dir: dir.path().to_path_buf(), _dir: dir }),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(process
+                .failed_to_start(&format!("did not announce its listeners within {} s", START_TIMEOUT.as_secs()))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(process.failed_to_start("stopped before it listened")),
         }
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
 
     /// The last log lines.
     pub fn tail(&self) -> Vec<String> {
-        self.log.lock().map(|log| log.lines.iter().cloned().collect()).unwrap_or_default()
+        self.process.tail()
     }
 
     /// Warning and error lines logged so far.
     pub fn log_counts(&self) -> (u64, u64) {
-        self.log.lock().map(|log| (log.warnings, log.errors)).unwrap_or_default()
+        self.process.log_counts()
     }
 
-    /// Stops the gateway: SIGTERM, up to [`STOP_TIMEOUT`] for it to finish, then SIGKILL.
+    /// Stops the gateway: SIGTERM, a bounded wait, then SIGKILL.
     pub fn stop(&mut self) -> anyhow::Result<ExitStatus> {
-        let Some(mut child) = self.child.take() else { bail!("the gateway was already stopped") };
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        // Our own child, by its PID; `kill` keeps this crate free of unsafe code.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let status = child.wait();
-            let _ = tx.send(());
-            (child, status)
-        });
-        if rx.recv_timeout(STOP_TIMEOUT).is_err() {
-            eprintln!(
-                "tongban-load: the gateway (pid {pid}) did not stop within {} s; killing it",
-                STOP_TIMEOUT.as_secs()
-            );
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
-        }
-        match waiter.join() {
-            Ok((_, status)) => Ok(status?),
-            Err(_) => bail!("the thread waiting for the gateway failed"),
-        }
+        self.process.stop()
     }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            if let Err(err) = self.stop() {
-                eprintln!("tongban-load: stopping the gateway: {err}");
-            }
-        }
+/// A clear error before anything starts when the binary is missing.
+fn check_binary(bin: &Path) -> anyhow::Result<()> {
+    if !bin.is_file() {
+        bail!(
+            "the gateway binary {} does not exist; build it first with `cargo build --release` \
+             in the workspace, or name one with --gateway-bin, or aim at a running gateway with --target",
+            bin.display()
+        );
     }
-}
-
-/// Reads the gateway's stderr to its end: sends the listener addresses once, keeps the tail.
-fn drain(reader: impl BufRead, log: &Mutex<LogTail>, announce: &mpsc::Sender<(SocketAddr, SocketAddr)>) {
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if line.contains(LISTENING) {
-            if let Some(addrs) = listeners(&line) {
-                let _ = announce.send(addrs);
-            }
-        }
-        if let Ok(mut log) = log.lock() {
-            if line.contains(" WARN ") || line.contains("\"level\":\"WARN\"") {
-                log.warnings += 1;
-            } else if line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"") {
-                log.errors += 1;
-            }
-            if log.lines.len() == TAIL_LINES {
-                log.lines.pop_front();
-            }
-            log.lines.push_back(line);
-        }
-    }
+    Ok(())
 }
 
 /// `… Gateway listening. public=127.0.0.1:p admin=127.0.0.1:q adapters=n`.
@@ -205,33 +182,33 @@ fn listeners(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// The run's configuration: ephemeral ports, the repository's mappings and matter list, the
-/// copied adapters, the scenario's simulated platforms, anonymous access, limits that never
-/// refuse, gauges refreshed every second, no probes, no file watching, and a fresh acceptance store.
+/// copied adapters, no in-process platforms (they run as their own processes), anonymous access,
+/// limits that never refuse, the scenario's partners, gauges refreshed every second, no probes,
+/// no file watching, and a fresh acceptance store.
 pub fn config_text(repo: &Path, dir: &Path, needs: GatewayNeeds) -> String {
     let quote = |path: &Path| toml::Value::String(path.display().to_string()).to_string();
-    let mocks: Vec<String> = needs.mocks.iter().map(|m| toml::Value::String((*m).to_owned()).to_string()).collect();
     let rate = format!("{{ per_second = {UNREACHED_RATE}, burst = {UNREACHED_RATE} }}");
     format!(
         "# Written by tongban-load for one run; removed with its directory.\n\
          [server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
          [paths]\nadapters = {adapters}\nmappings = {mappings}\nmatters = {matters}\n\n\
-         [demo]\nmocks = [{mocks}]\n\n\
          [access]\nanonymous = true\n\n\
          [limits]\npartner_default = {rate}\nanonymous = {rate}\n\
          # The gauges (acceptance queue depth among them) are refreshed at this interval.\n\
          prune_interval_ms = 1000\n\n\
          [observe]\nlog_format = \"text\"\nprobe_interval_ms = 0\nwatch = false\n\n\
-         [acceptance]\nstore = {store}\n",
+         [acceptance]\nstore = {store}\n\n{partners}",
         adapters = quote(&dir.join("adapters")),
         mappings = quote(&repo.join("mappings")),
         matters = quote(&repo.join("config/matters.toml")),
-        mocks = mocks.join(", "),
+        partners = needs.partners,
         store = quote(&dir.join("acceptances.sqlite")),
     )
 }
 
-/// Copies every adapter file, raising any platform `[limits]` so that it never refuses.
-fn copy_adapters(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies every adapter file, raising any platform `[limits]` so that it never refuses, and aiming
+/// the adapters of started platforms at them.
+fn copy_adapters(from: &Path, to: &Path, platforms: &BTreeMap<String, SocketAddr>) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     let entries = std::fs::read_dir(from).with_context(|| format!("cannot read the adapters in {}", from.display()))?;
     for entry in entries {
@@ -240,17 +217,24 @@ fn copy_adapters(from: &Path, to: &Path) -> anyhow::Result<()> {
             continue;
         }
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let text = raise_limits(&text).with_context(|| format!("{}", path.display()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let text = raise_limits(&text, platforms.get(stem).copied()).with_context(|| format!("{}", path.display()))?;
         let Some(name) = path.file_name() else { continue };
         std::fs::write(to.join(name), text)?;
     }
     Ok(())
 }
 
-/// The adapter file with its `[limits]` rate and bulkhead raised; unchanged text without `[limits]`.
-pub fn raise_limits(adapter: &str) -> anyhow::Result<String> {
+/// The adapter file with its `[limits]` rate and bulkhead raised and, for a started platform, its
+/// `base_url` aimed at it; unchanged text otherwise.
+pub fn raise_limits(adapter: &str, platform: Option<SocketAddr>) -> anyhow::Result<String> {
     let mut doc: toml::Table = adapter.parse()?;
-    let Some(toml::Value::Table(limits)) = doc.get_mut("limits") else { return Ok(adapter.to_owned()) };
+    if let Some(addr) = platform {
+        doc.insert("base_url".into(), format!("http://{addr}").into());
+    }
+    let Some(toml::Value::Table(limits)) = doc.get_mut("limits") else {
+        return Ok(if platform.is_some() { toml::to_string(&doc)? } else { adapter.to_owned() });
+    };
     if limits.contains_key("rate") {
         let mut rate = toml::Table::new();
         rate.insert("per_second".into(), i64::from(UNREACHED_RATE).into());
@@ -267,13 +251,14 @@ mod tests {
 
     #[test]
     fn the_config_names_everything_absolutely() {
-        let text =
-            config_text(Path::new("/repo"), Path::new("/tmp/run"), GatewayNeeds { mocks: &["guizhou", "guangdong"] });
+        let needs = GatewayNeeds { mocks: &["guizhou", "guangdong"], partners: "[[partner]]\nname = \"p\"\n" };
+        let text = config_text(Path::new("/repo"), Path::new("/tmp/run"), needs);
         let doc: toml::Table = text.parse().unwrap();
         assert_eq!(doc["server"]["listen"].as_str(), Some("127.0.0.1:0"));
         assert_eq!(doc["paths"]["adapters"].as_str(), Some("/tmp/run/adapters"));
         assert_eq!(doc["paths"]["matters"].as_str(), Some("/repo/config/matters.toml"));
-        assert_eq!(doc["demo"]["mocks"].as_array().unwrap().len(), 2);
+        assert!(doc.get("demo").is_none(), "platforms run as their own processes");
+        assert_eq!(doc["partner"][0]["name"].as_str(), Some("p"));
         assert_eq!(doc["access"]["anonymous"].as_bool(), Some(true));
         assert_eq!(doc["limits"]["anonymous"]["per_second"].as_integer(), Some(1_000_000));
         assert_eq!(doc["limits"]["prune_interval_ms"].as_integer(), Some(1000));
@@ -284,21 +269,26 @@ mod tests {
     #[test]
     fn adapter_limits_are_raised_and_the_rest_kept() {
         let adapter = "name = \"x\"\nbase_url = \"http://127.0.0.1:1\"\n\n[limits]\nrate = { per_second = 200, burst = 400 }\nmax_concurrency = 32\nqueue_timeout_ms = 100\n";
-        let doc: toml::Table = raise_limits(adapter).unwrap().parse().unwrap();
+        let doc: toml::Table = raise_limits(adapter, None).unwrap().parse().unwrap();
         assert_eq!(doc["base_url"].as_str(), Some("http://127.0.0.1:1"));
         assert_eq!(doc["limits"]["rate"]["per_second"].as_integer(), Some(1_000_000));
         assert_eq!(doc["limits"]["max_concurrency"].as_integer(), Some(100_000));
         assert_eq!(doc["limits"]["queue_timeout_ms"].as_integer(), Some(100));
         let plain = "name = \"y\"\n";
-        assert_eq!(raise_limits(plain).unwrap(), plain);
+        assert_eq!(raise_limits(plain, None).unwrap(), plain);
+        let aimed: toml::Table = raise_limits(plain, Some("127.0.0.1:4000".parse().unwrap())).unwrap().parse().unwrap();
+        assert_eq!(aimed["base_url"].as_str(), Some("http://127.0.0.1:4000"));
     }
 
     #[test]
     fn every_shipped_adapter_survives_the_rewrite() {
         let dir = tempfile::tempdir().unwrap();
-        copy_adapters(&crate::cli::workspace_root().join("adapters"), dir.path()).unwrap();
+        let platforms = BTreeMap::from([("hunan".to_owned(), "127.0.0.1:4000".parse().unwrap())]);
+        copy_adapters(&crate::cli::workspace_root().join("adapters"), dir.path(), &platforms).unwrap();
         let guizhou: toml::Table = std::fs::read_to_string(dir.path().join("guizhou.toml")).unwrap().parse().unwrap();
         assert_eq!(guizhou["limits"]["rate"]["burst"].as_integer(), Some(1_000_000));
+        let hunan: toml::Table = std::fs::read_to_string(dir.path().join("hunan.toml")).unwrap().parse().unwrap();
+        assert_eq!(hunan["base_url"].as_str(), Some("http://127.0.0.1:4000"));
     }
 
     #[test]

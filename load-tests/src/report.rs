@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::compare::{self, DIRECT, Measured, NGINX, Shape, TONGBAN};
 use crate::machine::Machine;
 use crate::run::Outcome;
 
@@ -23,6 +24,8 @@ pub struct Report {
     pub connections: usize,
     pub duration_limit: Duration,
     pub max_requests: u64,
+    /// Open loop at this rate (requests/s); `None` for closed loop.
+    pub rate: Option<f64>,
     pub outcome: Outcome,
     /// Lines quoted from the gateway's `/metrics` after the run.
     pub gateway_metrics: Vec<String>,
@@ -74,7 +77,7 @@ impl Report {
             ("scenario", self.scenario.clone()),
             ("target", self.target.clone()),
             ("gateway", self.gateway.clone()),
-            ("connections", format!("{} (closed loop, {} TCP connects)", self.connections, o.connects)),
+            ("connections", format!("{} ({}, {} TCP connects)", self.connections, loop_kind(self.rate), o.connects)),
             ("duration", duration),
             ("requests", format!("{} (limit {})", o.requests(), self.max_requests)),
             ("successes", o.successes.to_string()),
@@ -143,22 +146,7 @@ impl Report {
             }
             let _ = writeln!(out, "```");
         }
-        let _ = writeln!(out, "\n## Machine\n\n| | |\n|---|---|");
-        let _ = writeln!(out, "| CPU | {} |", escape(&machine.cpu));
-        let _ = writeln!(out, "| cores | {} |", machine.cores);
-        let _ = writeln!(out, "| memory | {} |", machine.memory);
-        let _ = writeln!(out, "| kernel | {} |", escape(&machine.kernel));
-        if let Some(fs) = &machine.filesystem {
-            let _ = writeln!(out, "| store file system | {} |", escape(fs));
-        }
-        if let Some(commit) = &machine.commit {
-            let _ = writeln!(out, "| workspace commit | {} |", escape(commit));
-        }
-        let _ = writeln!(
-            out,
-            "\nThe load generator, the gateway and the simulated platforms share this machine and its cores, \
-             so the figures are a floor for the gateway alone, not a capacity of dedicated hardware."
-        );
+        machine_section(&mut out, machine);
         if !self.notes.is_empty() {
             let _ = writeln!(out, "\n## Notes\n");
             for note in &self.notes {
@@ -167,6 +155,313 @@ impl Report {
         }
         out
     }
+}
+
+/// A side-by-side run: every leg's figures, and the ratios between them.
+pub struct Comparison {
+    pub scenario: String,
+    pub description: String,
+    pub shape: Shape,
+    /// In the order they were set up: direct, nginx (when installed), tongban.
+    pub legs: Vec<Measured>,
+    /// `nginx -v`, when nginx ran.
+    pub nginx_version: Option<String>,
+    pub gateway_metrics: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// A figure of one leg's round.
+fn throughput_of(outcome: &Outcome) -> f64 {
+    per_second(outcome.answered(), outcome.elapsed)
+}
+
+fn p99_ms(outcome: &Outcome) -> Option<f64> {
+    (!outcome.latency.is_empty()).then(|| outcome.latency.value_at_quantile(0.99) as f64 / 1000.0)
+}
+
+impl Comparison {
+    fn leg(&self, label: &str) -> Option<&Measured> {
+        self.legs.iter().find(|leg| leg.label == label)
+    }
+
+    /// Round by round `figure(over) ∘ figure(under)`, then the median and the range.
+    fn per_round(
+        &self,
+        over: &str,
+        under: &str,
+        combine: impl Fn(&Outcome, &Outcome) -> Option<f64>,
+    ) -> Option<(f64, f64, f64)> {
+        let (a, b) = (self.leg(over)?, self.leg(under)?);
+        let values: Vec<f64> = a.rounds.iter().zip(&b.rounds).filter_map(|(x, y)| combine(x, y)).collect();
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        compare::median(values).map(|m| (m, low, high))
+    }
+
+    /// Throughput of `over` divided by `under`'s, within each round: (median, lowest, highest).
+    pub fn ratio(&self, over: &str, under: &str) -> Option<(f64, f64, f64)> {
+        self.per_round(over, under, |x, y| {
+            let (tx, ty) = (throughput_of(x), throughput_of(y));
+            (ty > 0.0).then(|| tx / ty)
+        })
+    }
+
+    /// p99 of `over` minus `under`'s, within each round, in milliseconds: (median, lowest, highest).
+    pub fn p99_added_ms(&self, over: &str, under: &str) -> Option<(f64, f64, f64)> {
+        self.per_round(over, under, |x, y| Some(p99_ms(x)? - p99_ms(y)?))
+    }
+
+    /// The lines that sum the run up, shared by both formats: (what, median, range).
+    fn ratio_rows(&self) -> Vec<(String, String, String)> {
+        let mut rows = Vec::new();
+        for (over, under) in [(TONGBAN, DIRECT), (TONGBAN, NGINX), (NGINX, DIRECT)] {
+            if let Some((m, lo, hi)) = self.ratio(over, under) {
+                rows.push((format!("throughput {over} ÷ {under}"), format!("{m:.2}×"), format!("{lo:.2}–{hi:.2}")));
+            }
+        }
+        for over in [TONGBAN, NGINX] {
+            if let Some((m, lo, hi)) = self.p99_added_ms(over, DIRECT) {
+                rows.push((
+                    format!("p99 added by {over} over {DIRECT}"),
+                    format!("{m:+.2} ms"),
+                    format!("{lo:+.2} – {hi:+.2}"),
+                ));
+            }
+        }
+        rows
+    }
+
+    fn loop_kind(&self) -> String {
+        loop_kind(self.shape.rate)
+    }
+
+    /// Each leg's summary row: label, answers/s (median of rounds), successes, p50…max, statuses, errors.
+    fn leg_rows(&self) -> Vec<Vec<String>> {
+        let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"));
+        self.legs
+            .iter()
+            .map(|leg| {
+                let h = &leg.total.latency;
+                let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+                let rate = compare::median(leg.rounds.iter().map(throughput_of).collect()).unwrap_or(0.0);
+                let mut row = vec![leg.label.to_owned(), format!("{rate:.0}"), leg.total.successes.to_string()];
+                row.extend(QUANTILES.iter().map(|(_, quantile)| cell(q(*quantile))));
+                row.push(cell((!h.is_empty()).then(|| h.max() as f64 / 1000.0)));
+                row.push(list(leg.total.statuses.iter().map(|(s, c)| format!("{s}: {c}"))));
+                row.push(list(leg.total.errors.iter().map(|(k, c)| format!("{k}: {c}"))));
+                row
+            })
+            .collect()
+    }
+
+    fn heads() -> Vec<&'static str> {
+        let mut heads = vec!["leg", "answers/s", "successes"];
+        heads.extend(QUANTILES.iter().map(|(name, _)| *name));
+        heads.extend(["max", "statuses", "errors"]);
+        heads
+    }
+
+    /// The report for a terminal.
+    pub fn terminal(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "
+{}: {}",
+            self.scenario, self.description
+        );
+        let _ = writeln!(
+            out,
+            "  {} connections, {}, {} round(s) of {} per leg; latency in ms, answers/s the median of the rounds
+",
+            self.shape.connections,
+            self.loop_kind(),
+            self.shape.rounds,
+            seconds(self.shape.duration)
+        );
+        let heads = Self::heads();
+        let _ =
+            writeln!(out, "  {:<8}{}", heads[0], heads[1..8].iter().map(|h| format!("{h:>10}")).collect::<String>());
+        for row in self.leg_rows() {
+            let _ = writeln!(
+                out,
+                "  {:<8}{}  {} {}",
+                row[0],
+                row[1..8].iter().map(|c| format!("{c:>10}")).collect::<String>(),
+                row[8],
+                if row[9] == "none" { String::new() } else { format!("errors {}", row[9]) }
+            );
+        }
+        let _ = writeln!(out);
+        for (what, median, range) in self.ratio_rows() {
+            let _ = writeln!(out, "  {what:<32} {median:>9}   (rounds: {range})");
+        }
+        for leg in &self.legs {
+            for (status, body) in &leg.total.samples {
+                let _ = writeln!(out, "\n  {}: first {status} answer: {}", leg.label, body.replace('\n', " "));
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(
+                out,
+                "
+  note: {note}"
+            );
+        }
+        out
+    }
+
+    /// The report as Markdown, with every round and the machine.
+    pub fn markdown(&self, machine: &Machine) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# tongban-load: {} side by side
+
+{}
+",
+            self.scenario, self.description
+        );
+        let _ = writeln!(
+            out,
+            "{} connections, {}, {} round(s) of {} per leg, legs alternating (each round starts with the next leg).              Latency in ms over every round, from the request (open loop: from when it was due) to the end of the answer.
+",
+            self.shape.connections,
+            self.loop_kind(),
+            self.shape.rounds,
+            seconds(self.shape.duration)
+        );
+        let heads = Self::heads();
+        let _ = writeln!(
+            out,
+            "| {} |
+|---|{}",
+            heads.join(" | "),
+            "---:|".repeat(7) + "---|---|"
+        );
+        for row in self.leg_rows() {
+            let _ = writeln!(out, "| {} |", row.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" | "));
+        }
+        let rows = self.ratio_rows();
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "
+## Ratios (within each round; the median, then the range)
+
+| | median | rounds |
+|---|---:|---:|"
+            );
+            for (what, median, range) in rows {
+                let _ = writeln!(out, "| {what} | {median} | {range} |");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "
+## Rounds (answers/s)
+"
+        );
+        let labels: Vec<&str> = self.legs.iter().map(|leg| leg.label).collect();
+        let _ = writeln!(
+            out,
+            "| round | {} |
+|---:|{}",
+            labels.join(" | "),
+            "---:|".repeat(labels.len())
+        );
+        for round in 0..self.shape.rounds {
+            let cells: Vec<String> = self
+                .legs
+                .iter()
+                .map(|leg| leg.rounds.get(round).map_or_else(|| "-".to_owned(), |o| format!("{:.0}", throughput_of(o))))
+                .collect();
+            let _ = writeln!(out, "| {} | {} |", round + 1, cells.join(" | "));
+        }
+        let _ = writeln!(
+            out,
+            "
+## Legs
+"
+        );
+        for leg in &self.legs {
+            let what = match leg.label {
+                DIRECT => "the native request straight to the simulated platform (the physical limit)".to_owned(),
+                NGINX => format!(
+                    "the same native request through nginx proxy_pass ({}; upstream keep-alive, no access log, one worker per core)",
+                    self.nginx_version.as_deref().unwrap_or("nginx")
+                ),
+                _ => "the scenario's request through the gateway, which translates it for the platform".to_owned(),
+            };
+            let _ = writeln!(out, "- `{}` → {}: {what}", leg.label, leg.target);
+        }
+        for leg in &self.legs {
+            for (status, body) in &leg.total.samples {
+                let _ =
+                    writeln!(out, "- {} first `{status}`: `{}`", leg.label, body.replace('`', "'").replace('\n', " "));
+            }
+        }
+        if !self.gateway_metrics.is_empty() {
+            let _ = writeln!(
+                out,
+                "
+## Gateway metrics after the run
+
+```text"
+            );
+            for line in &self.gateway_metrics {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = writeln!(out, "```");
+        }
+        machine_section(&mut out, machine);
+        if !self.notes.is_empty() {
+            let _ = writeln!(
+                out,
+                "
+## Notes
+"
+            );
+            for note in &self.notes {
+                let _ = writeln!(out, "- {note}");
+            }
+        }
+        out
+    }
+}
+
+fn loop_kind(rate: Option<f64>) -> String {
+    match rate {
+        Some(rate) => format!("open loop at {rate:.0} requests/s"),
+        None => "closed loop".to_owned(),
+    }
+}
+
+/// The machine, as a Markdown section.
+fn machine_section(out: &mut String, machine: &Machine) {
+    let _ = writeln!(
+        out,
+        "
+## Machine
+
+| | |
+|---|---|"
+    );
+    let _ = writeln!(out, "| CPU | {} |", escape(&machine.cpu));
+    let _ = writeln!(out, "| cores | {} |", machine.cores);
+    let _ = writeln!(out, "| memory | {} |", machine.memory);
+    let _ = writeln!(out, "| kernel | {} |", escape(&machine.kernel));
+    if let Some(fs) = &machine.filesystem {
+        let _ = writeln!(out, "| store file system | {} |", escape(fs));
+    }
+    if let Some(commit) = &machine.commit {
+        let _ = writeln!(out, "| workspace commit | {} |", escape(commit));
+    }
+    let _ = writeln!(
+        out,
+        "\nThe load generator, the gateway and the simulated platforms share this machine and its cores, \
+         so the figures are a floor for the gateway alone, not a capacity of dedicated hardware."
+    );
 }
 
 fn per_second(count: u64, elapsed: Duration) -> f64 {
@@ -216,6 +511,7 @@ mod tests {
             connections: 4,
             duration_limit: Duration::from_secs(2),
             max_requests: 5000,
+            rate: None,
             outcome,
             gateway_metrics: vec!["tongban_acceptance_queue_depth 7".into()],
             notes: vec!["the gateway logged 1 warning".into()],

@@ -1,6 +1,12 @@
-//! Closed-loop execution: `connections` tasks, each with its own HTTP/1.1 keep-alive connection,
-//! each sending its next request as soon as the previous answer is read in full. The run ends at
-//! the deadline, at the request budget, or when asked to stop, whichever comes first.
+//! Running a plan over `connections` tasks, each with its own HTTP/1.1 keep-alive connection:
+//! - **closed loop**: each connection sends its next request as soon as the previous answer is
+//!   read in full (the most the target can do);
+//! - **open loop** (`rate`): request `i` is due at `start + i / rate`, dealt round robin to the
+//!   connections; a connection sends each request at its due time, or at once when it is late,
+//!   and its latency counts from the due time. A slow answer therefore shows in the latency of
+//!   every request it held up, not as requests silently never sent (no coordinated omission).
+//!
+//! The run ends at the deadline, at the request budget, or when asked to stop, whichever comes first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +34,8 @@ pub const GRACE: Duration = Duration::from_secs(2);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 /// The part of an unexpected answer's body kept as a sample.
 const SAMPLE_BYTES: usize = 400;
+/// The width of one bucket of the answers-over-time series.
+pub const BUCKET: Duration = Duration::from_millis(250);
 
 /// Request failures that got no HTTP answer, by kind.
 pub const CONNECT: &str = "connect";
@@ -46,6 +54,12 @@ pub struct Plan {
     pub max_requests: u64,
     /// The longest one request may take.
     pub timeout: Duration,
+    /// Open loop at this many requests a second; `None` is closed loop.
+    pub rate: Option<f64>,
+    /// Request numbers start after this one, so runs against the same platform never repeat an id.
+    pub first_seq: u64,
+    /// Answers so far, for a progress bar.
+    pub answered: Arc<AtomicU64>,
 }
 
 /// What a run measured.
@@ -63,6 +77,8 @@ pub struct Outcome {
     pub samples: BTreeMap<u16, String>,
     /// TCP connections opened, reconnects included.
     pub connects: u64,
+    /// Answers completed in each [`BUCKET`] from the start of the run.
+    pub timeline: Vec<u64>,
     /// From the first request to the last answer.
     pub elapsed: Duration,
     /// The run was stopped early (Ctrl-C).
@@ -79,6 +95,7 @@ impl Outcome {
             errors: BTreeMap::new(),
             samples: BTreeMap::new(),
             connects: 0,
+            timeline: Vec::new(),
             elapsed: Duration::ZERO,
             interrupted: false,
         })
@@ -95,7 +112,7 @@ impl Outcome {
     }
 
     /// Adds another task's tally.
-    fn merge(&mut self, other: Outcome) -> anyhow::Result<()> {
+    pub fn merge(&mut self, other: Outcome) -> anyhow::Result<()> {
         self.latency.add(&other.latency).context("merging latency histograms")?;
         for (status, count) in other.statuses {
             *self.statuses.entry(status).or_default() += count;
@@ -108,7 +125,22 @@ impl Outcome {
         }
         self.successes += other.successes;
         self.connects += other.connects;
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), 0);
+        }
+        for (sum, count) in self.timeline.iter_mut().zip(other.timeline) {
+            *sum += count;
+        }
         Ok(())
+    }
+
+    /// Counts one answer in its time bucket.
+    fn count_in_timeline(&mut self, since_start: Duration) {
+        let bucket = usize::try_from(since_start.as_nanos() / BUCKET.as_nanos()).unwrap_or(usize::MAX).min(1 << 20);
+        if self.timeline.len() <= bucket {
+            self.timeline.resize(bucket + 1, 0);
+        }
+        self.timeline[bucket] += 1;
     }
 }
 
@@ -117,18 +149,20 @@ struct Shared {
     plan: Plan,
     host: HeaderValue,
     scenario: Arc<dyn Scenario>,
-    /// Requests issued so far; each task takes the next number for its next request.
+    /// Closed loop: requests issued so far; each task takes the next number for its next request.
     issued: AtomicU64,
+    started: Instant,
     deadline: Instant,
     stop: Arc<AtomicBool>,
 }
 
-/// Runs the plan in closed loop. Setting `stop` ends it early; requests in flight then finish
-/// (within [`GRACE`]).
-pub async fn closed_loop(plan: Plan, scenario: Arc<dyn Scenario>, stop: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
+/// Runs the plan, in closed or open loop. Setting `stop` ends it early; requests in flight then
+/// finish (within [`GRACE`]).
+pub async fn execute(plan: Plan, scenario: Arc<dyn Scenario>, stop: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     let host = HeaderValue::from_str(&plan.authority).context("the target's host is not a valid Host header")?;
     let started = Instant::now();
     let shared = Arc::new(Shared {
+        started,
         deadline: started + plan.duration,
         plan,
         host,
@@ -137,9 +171,9 @@ pub async fn closed_loop(plan: Plan, scenario: Arc<dyn Scenario>, stop: Arc<Atom
         stop: stop.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..shared.plan.connections {
+    for slot in 0..shared.plan.connections {
         let shared = shared.clone();
-        tasks.spawn(async move { connection(&shared).await });
+        tasks.spawn(async move { connection(&shared, slot).await });
     }
     let mut outcome = Outcome::new()?;
     while let Some(joined) = tasks.join_next().await {
@@ -150,25 +184,45 @@ pub async fn closed_loop(plan: Plan, scenario: Arc<dyn Scenario>, stop: Arc<Atom
     Ok(outcome)
 }
 
-/// One connection's loop: connect, send back to back, reconnect after a failure.
-async fn connection(shared: &Shared) -> anyhow::Result<Outcome> {
+/// The next request of connection `slot`: its sequence number and when it is due.
+/// Request 0 is the pre-flight check (see `main`); the run's requests are 1..=max_requests.
+fn next_request(shared: &Shared, slot: usize, round: u64) -> Option<(u64, Instant)> {
+    match shared.plan.rate {
+        None => {
+            let n = shared.issued.fetch_add(1, Ordering::Relaxed) + 1;
+            (n <= shared.plan.max_requests).then(Instant::now).map(|now| (shared.plan.first_seq + n, now))
+        }
+        Some(rate) => {
+            // Request i (from 0) is due at start + i / rate, on connection i mod connections.
+            let i = round * shared.plan.connections as u64 + slot as u64;
+            let due = shared.started + Duration::from_secs_f64(i as f64 / rate);
+            (i < shared.plan.max_requests && due < shared.deadline).then_some((shared.plan.first_seq + i + 1, due))
+        }
+    }
+}
+
+/// One connection's loop: connect, send (back to back, or at each request's due time), reconnect
+/// after a failure.
+async fn connection(shared: &Shared, slot: usize) -> anyhow::Result<Outcome> {
     let mut tally = Outcome::new()?;
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let last_finish = shared.deadline + GRACE;
-    loop {
+    for round in 0.. {
         if shared.stop.load(Ordering::Relaxed) || Instant::now() >= shared.deadline {
             break;
         }
-        // A connection the server closed is replaced without counting a failed request.
-        if let Some(ready) = sender.as_mut() {
-            if ready.ready().await.is_err() {
-                sender = None;
+        let Some((seq, due)) = next_request(shared, slot, round) else { break };
+        if shared.plan.rate.is_some() {
+            tokio::time::sleep_until(due).await;
+            if shared.stop.load(Ordering::Relaxed) {
+                break;
             }
         }
-        // Request 0 is the pre-flight check (see `main`); the run's requests are 1..=max_requests.
-        let seq = shared.issued.fetch_add(1, Ordering::Relaxed) + 1;
-        if seq > shared.plan.max_requests {
-            break;
+        // A connection the server closed is replaced without counting a failed request.
+        if let Some(ready) = sender.as_mut()
+            && ready.ready().await.is_err()
+        {
+            sender = None;
         }
         let send = match sender.as_mut() {
             Some(send) => send,
@@ -179,15 +233,18 @@ async fn connection(shared: &Shared) -> anyhow::Result<Outcome> {
                 }
                 Err(_) => {
                     *tally.errors.entry(CONNECT).or_default() += 1;
-                    tokio::time::sleep_until((Instant::now() + RECONNECT_PAUSE).min(shared.deadline)).await;
+                    if shared.plan.rate.is_none() {
+                        tokio::time::sleep_until((Instant::now() + RECONNECT_PAUSE).min(shared.deadline)).await;
+                    }
                     continue;
                 }
             },
         };
         let mut request = shared.scenario.request(seq).map(Full::new);
         request.headers_mut().insert(HOST, shared.host.clone());
-        let sent = Instant::now();
-        let answer = tokio::time::timeout_at((sent + shared.plan.timeout).min(last_finish), async {
+        // Closed loop: now. Open loop: the due time, even when this connection is late.
+        let sent = due.min(Instant::now());
+        let answer = tokio::time::timeout_at((Instant::now() + shared.plan.timeout).min(last_finish), async {
             let response = send.send_request(request).await?;
             let status = response.status();
             let body = response.into_body().collect().await?.to_bytes();
@@ -196,8 +253,11 @@ async fn connection(shared: &Shared) -> anyhow::Result<Outcome> {
         .await;
         match answer {
             Ok(Ok((status, body))) => {
-                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(MAX_LATENCY_US);
+                let finished = Instant::now();
+                let micros = u64::try_from((finished - sent).as_micros()).unwrap_or(MAX_LATENCY_US);
                 tally.latency.saturating_record(micros.clamp(1, MAX_LATENCY_US));
+                tally.count_in_timeline(finished - shared.started);
+                shared.plan.answered.fetch_add(1, Ordering::Relaxed);
                 *tally.statuses.entry(status.as_u16()).or_default() += 1;
                 if shared.scenario.is_success(status) {
                     tally.successes += 1;
@@ -280,7 +340,7 @@ mod tests {
             "test"
         }
         fn needs(&self) -> GatewayNeeds {
-            GatewayNeeds { mocks: &[] }
+            GatewayNeeds::platforms(&[])
         }
         fn request(&self, seq: u64) -> http::Request<Bytes> {
             let mut request = http::Request::new(Bytes::from(seq.to_string()));
@@ -303,7 +363,12 @@ mod tests {
                     let service = service_fn(|request: http::Request<Incoming>| async move {
                         let body = request.into_body().collect().await.unwrap().to_bytes();
                         let seq: u64 = std::str::from_utf8(&body).unwrap().parse().unwrap();
-                        let status = if seq % 2 == 0 { StatusCode::ACCEPTED } else { StatusCode::TOO_MANY_REQUESTS };
+                        if seq == 1_000_001 {
+                            // The one slow answer of the open-loop test.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        let status =
+                            if seq.is_multiple_of(2) { StatusCode::ACCEPTED } else { StatusCode::TOO_MANY_REQUESTS };
                         let mut response = http::Response::new(Full::new(Bytes::from_static(b"{\"slow\":\"down\"}")));
                         *response.status_mut() = status;
                         Ok::<_, Infallible>(response)
@@ -323,13 +388,16 @@ mod tests {
             duration: Duration::from_secs(3),
             max_requests,
             timeout: Duration::from_secs(1),
+            rate: None,
+            first_seq: 0,
+            answered: Arc::default(),
         }
     }
 
     #[tokio::test]
     async fn a_short_run_stops_at_its_request_budget_and_counts_every_answer() {
         let addr = server().await;
-        let outcome = closed_loop(plan(addr, 200), Arc::new(Alternating), Arc::default()).await.unwrap();
+        let outcome = execute(plan(addr, 200), Arc::new(Alternating), Arc::default()).await.unwrap();
         assert_eq!(outcome.requests(), 200);
         assert_eq!(outcome.statuses, BTreeMap::from([(202, 100), (429, 100)]));
         assert_eq!(outcome.successes, 100);
@@ -338,7 +406,51 @@ mod tests {
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(outcome.samples.get(&429).map(String::as_str), Some("{\"slow\":\"down\"}"));
         assert!(outcome.elapsed < Duration::from_secs(3), "the budget, not the deadline, ended it");
+        assert_eq!(outcome.timeline.iter().sum::<u64>(), 200, "every answer in the time series");
         assert!(!outcome.interrupted);
+    }
+
+    #[tokio::test]
+    async fn open_loop_sends_on_schedule_and_counts_latency_from_the_due_time() {
+        // One request every 10 ms for 500 ms on one connection: 50 requests, whatever the answers.
+        // The first answer takes 200 ms; the requests due meanwhile wait for the connection, and
+        // their latency counts from when they were due, not from when they could be sent.
+        struct SlowFirst;
+        impl Scenario for SlowFirst {
+            fn name(&self) -> &'static str {
+                "slow-first"
+            }
+            fn describe(&self) -> &'static str {
+                "test"
+            }
+            fn needs(&self) -> GatewayNeeds {
+                GatewayNeeds::platforms(&[])
+            }
+            fn request(&self, seq: u64) -> http::Request<Bytes> {
+                // Even numbers are answered 202; 1_000_001 (seq 1) is the slow one.
+                let number = if seq == 1 { 1_000_001 } else { seq * 2 };
+                let mut request = http::Request::new(Bytes::from(number.to_string()));
+                *request.method_mut() = http::Method::POST;
+                request
+            }
+            fn is_success(&self, status: StatusCode) -> bool {
+                status == StatusCode::ACCEPTED || status == StatusCode::TOO_MANY_REQUESTS
+            }
+        }
+        let addr = server().await;
+        let mut plan = plan(addr, 1_000_000);
+        plan.connections = 1;
+        plan.duration = Duration::from_millis(500);
+        plan.rate = Some(100.0);
+        let answered = plan.answered.clone();
+        let outcome = execute(plan, Arc::new(SlowFirst), Arc::default()).await.unwrap();
+        assert_eq!(outcome.requests(), 50, "due times 0, 10, …, 490 ms");
+        assert_eq!(outcome.successes, 50);
+        assert_eq!(answered.load(Ordering::Relaxed), 50);
+        assert_eq!(outcome.timeline.iter().sum::<u64>(), 50);
+        // Requests due at 10..=100 ms were sent after 200 ms: at least 100 ms late each.
+        let held_up = outcome.latency.count_between(100_000, MAX_LATENCY_US);
+        assert!(held_up >= 10, "only {held_up} latencies of 100 ms or more");
     }
 
     #[tokio::test]
@@ -347,7 +459,7 @@ mod tests {
         let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let mut plan = plan(addr, 1_000_000);
         plan.duration = Duration::from_millis(300);
-        let outcome = closed_loop(plan, Arc::new(Alternating), Arc::default()).await.unwrap();
+        let outcome = execute(plan, Arc::new(Alternating), Arc::default()).await.unwrap();
         assert_eq!(outcome.answered(), 0);
         assert!(outcome.errors.get(CONNECT).copied().unwrap_or(0) >= 4, "{:?}", outcome.errors);
         assert!(outcome.elapsed < Duration::from_secs(2));
@@ -359,7 +471,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(true));
         let mut plan = plan(addr, 1_000_000);
         plan.duration = Duration::from_secs(30);
-        let outcome = closed_loop(plan, Arc::new(Alternating), stop).await.unwrap();
+        let outcome = execute(plan, Arc::new(Alternating), stop).await.unwrap();
         assert!(outcome.interrupted);
         assert_eq!(outcome.requests(), 0);
     }

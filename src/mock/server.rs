@@ -3,7 +3,8 @@
 //!
 //! Control endpoints (never recorded, never subject to faults):
 //!
-//! - `GET /_mock/received` — every business request, oldest first; `DELETE` clears the list.
+//! - `GET /_mock/received` — the business requests, oldest first (the newest 10,000, so a load
+//!   run does not grow the mock without bound); `DELETE` clears the list.
 //! - `POST /_mock/fault` `{"mode":"none"|"down"|"slow"|"http_500"|"business_error","delay_ms":N}`.
 //! - `POST /_mock/state` `{"case_number","state","opinion"?}` — moves a case (own state codes);
 //!   approving a case on a `pinyin-json` platform may issue a certificate (办结出证).
@@ -12,6 +13,7 @@
 //! - `GET /_mock/cases` — `[{"case_number","external_id","state","opinion"}]`.
 //! - `GET /_mock/connections` — `{"accepted": N}`, TCP connections accepted so far.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -123,6 +125,9 @@ struct Fault {
     delay_ms: u64,
 }
 
+/// Business requests kept for `GET /_mock/received`.
+const RECEIVED_KEPT: usize = 10_000;
+
 #[derive(Debug, Clone)]
 struct Received {
     method: String,
@@ -139,7 +144,8 @@ struct Shared {
     platform: &'static MockPlatform,
     store: Mutex<CaseStore>,
     certificates: Mutex<CertificateStore>,
-    received: Mutex<Vec<Received>>,
+    /// The newest [`RECEIVED_KEPT`] business requests, oldest first.
+    received: Mutex<VecDeque<Received>>,
     fault: Mutex<Fault>,
     /// TCP connections accepted so far, so tests can see whether callers reuse connections.
     connections: std::sync::atomic::AtomicUsize,
@@ -167,7 +173,7 @@ impl MockServer {
             platform,
             store: Mutex::new(CaseStore::default()),
             certificates: Mutex::new(CertificateStore::for_platform(platform.name)),
-            received: Mutex::new(Vec::new()),
+            received: Mutex::new(VecDeque::new()),
             connections: std::sync::atomic::AtomicUsize::new(0),
             fault: Mutex::new(Fault { mode: FaultMode::None, delay_ms: DEFAULT_DELAY_MS }),
         });
@@ -297,15 +303,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
 
     let content_type = header(&headers, "content-type");
-    lock(&shared.received).push(Received {
-        method: method.to_string(),
-        path: path_and_query.clone(),
-        content_type: content_type.clone(),
-        request_id: header(&headers, "x-request-id"),
-        traceparent: header(&headers, "traceparent"),
-        header_names: headers.keys().map(|name| name.as_str().to_owned()).collect(),
-        body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
-    });
+    {
+        let mut received = lock(&shared.received);
+        if received.len() == RECEIVED_KEPT {
+            received.pop_front();
+        }
+        received.push_back(Received {
+            method: method.to_string(),
+            path: path_and_query.clone(),
+            content_type: content_type.clone(),
+            request_id: header(&headers, "x-request-id"),
+            traceparent: header(&headers, "traceparent"),
+            header_names: headers.keys().map(|name| name.as_str().to_owned()).collect(),
+            body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
+        });
+    }
     tracing::info!(
         platform = platform.name,
         %method,

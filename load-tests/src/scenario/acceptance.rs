@@ -54,7 +54,7 @@ impl Scenario for Acceptance {
 
     fn needs(&self) -> GatewayNeeds {
         // The accepting side and the handling platform the delivery worker forwards to.
-        GatewayNeeds { mocks: &["guizhou", "guangdong"] }
+        GatewayNeeds::platforms(&["guizhou", "guangdong"])
     }
 
     fn request(&self, seq: u64) -> http::Request<Bytes> {

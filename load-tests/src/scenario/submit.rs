@@ -80,8 +80,8 @@ impl Scenario for Submit {
 
     fn needs(&self) -> GatewayNeeds {
         match self.target {
-            Target::Passthrough => GatewayNeeds { mocks: &["guizhou"] },
-            Target::Translate => GatewayNeeds { mocks: &["hunan"] },
+            Target::Passthrough => GatewayNeeds::platforms(&["guizhou"]),
+            Target::Translate => GatewayNeeds::platforms(&["hunan"]),
         }
     }
 
@@ -96,6 +96,14 @@ impl Scenario for Submit {
 
     fn is_success(&self, status: StatusCode) -> bool {
         status == StatusCode::CREATED
+    }
+
+    fn platform(&self) -> Option<&'static str> {
+        Some(self.needs().mocks[0])
+    }
+
+    fn unique(&self, seq: u64) -> Option<String> {
+        Some(self.application_id(seq))
     }
 
     fn gateway_metrics(&self) -> &'static [&'static str] {
