@@ -15,14 +15,13 @@ use bytes::Bytes;
 use http::header::HOST;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::cli::IdleArgs;
 use crate::gateway::{Gateway, Platforms};
 use crate::machine::Machine;
 use crate::process;
+use crate::run::connect;
 use crate::scenario::GatewayNeeds;
 
 /// Connections being opened at once.
@@ -139,7 +138,7 @@ pub fn run(args: &IdleArgs) -> anyhow::Result<ExitCode> {
 
 async fn measure(addr: SocketAddr, pid: u32, connections: usize, hold: Duration) -> anyhow::Result<Figures> {
     // One request first: the catalogue is fetched once and cached, the pools are warm.
-    let mut first = open(addr).await.context("the first connection")?;
+    let mut first = connect(addr).await.context("the first connection")?;
     request(&mut first, addr).await.context("the first lookup")?;
     let baseline = process::resident_bytes(pid)?;
 
@@ -150,7 +149,7 @@ async fn measure(addr: SocketAddr, pid: u32, connections: usize, hold: Duration)
         let mut tasks = JoinSet::new();
         for _ in 0..batch {
             tasks.spawn(async move {
-                let mut sender = open(addr).await?;
+                let mut sender = connect(addr).await?;
                 request(&mut sender, addr).await?;
                 Ok::<_, anyhow::Error>(sender)
             });
@@ -184,16 +183,6 @@ async fn measure(addr: SocketAddr, pid: u32, connections: usize, hold: Duration)
         }
     }
     Ok(Figures { asked: connections, opened, baseline, all_open, after_hold, hold, alive_after_hold: alive })
-}
-
-async fn open(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = driver.await;
-    });
-    Ok(sender)
 }
 
 /// One catalogue lookup on `sender`; an error unless it is answered 200.

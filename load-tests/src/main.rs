@@ -172,7 +172,9 @@ fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let mut markdown = markdown;
         for plot in &plots {
             let name = plot.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            markdown.push_str(&format!("\n![{name}]({})\n", plot.display()));
+            // Relative to the report when the plots are beside it or below it.
+            let link = path.parent().and_then(|dir| plot.strip_prefix(dir).ok()).unwrap_or(plot);
+            markdown.push_str(&format!("\n![{name}]({})\n", link.display()));
         }
         std::fs::write(path, markdown).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("tongban-load: report written to {}", path.display());
@@ -382,4 +384,72 @@ fn write_plots(dir: &Path, scenario: &str, measured: &[Measured]) -> anyhow::Res
     let svg = plot::throughput_svg(&format!("{scenario}: answers per second (last round)"), &series)?;
     std::fs::write(&throughput, svg).with_context(|| format!("cannot write {}", throughput.display()))?;
     Ok(vec![latency, throughput])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::tests::{Alternating, server};
+
+    /// A short side-by-side run against an in-process server, through to the reports and plots.
+    #[tokio::test]
+    async fn a_short_run_gives_every_report_and_plot() {
+        let addr = server().await;
+        let scenario: Arc<dyn Scenario> = Arc::new(Alternating);
+        let legs =
+            [leg(compare::DIRECT, addr, None, scenario.clone()), leg(compare::TONGBAN, addr, None, scenario.clone())];
+        let shape = Shape {
+            connections: 2,
+            duration: Duration::from_secs(5),
+            max_requests: 100,
+            timeout: Duration::from_secs(1),
+            rate: None,
+            rounds: 2,
+        };
+        let measured = compare::alternate(&legs, shape, &Arc::default()).await.unwrap();
+        assert_eq!(measured.len(), 2);
+        for leg in &measured {
+            assert_eq!(leg.rounds.len(), 2);
+            assert_eq!(leg.total.requests(), 200, "{}: 100 per round", leg.label);
+            assert_eq!(leg.total.successes, 100, "even sequence numbers are 202");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let plots = write_plots(dir.path(), "alternating", &measured).unwrap();
+        assert_eq!(plots.len(), 2);
+        for plot in &plots {
+            let svg = std::fs::read_to_string(plot).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("direct") && svg.contains("tongban"), "{}", plot.display());
+        }
+
+        let comparison = Comparison {
+            scenario: "alternating".into(),
+            description: "test".into(),
+            shape,
+            legs: measured,
+            nginx_version: None,
+            gateway_metrics: Vec::new(),
+            notes: vec!["nginx was left out (--no-nginx)".into()],
+        };
+        let (low, high) = (0.01, 100.0);
+        let (ratio, _, _) = comparison.ratio(compare::TONGBAN, compare::DIRECT).unwrap();
+        assert!(ratio > low && ratio < high, "{ratio}");
+        assert!(comparison.ratio(compare::TONGBAN, compare::NGINX).is_none(), "no nginx leg");
+        let terminal = comparison.terminal();
+        assert!(terminal.contains("throughput tongban ÷ direct"), "{terminal}");
+        assert!(terminal.contains("202: 100, 429: 100"), "{terminal}");
+        let markdown = comparison.markdown(&Machine::describe(None, dir.path()));
+        for expected in [
+            "# tongban-load: alternating side by side",
+            "| leg | answers/s | successes | p50 | p90 | p99 | p99.9 | max | statuses | errors |",
+            "| throughput tongban ÷ direct |",
+            "| p99 added by tongban over direct |",
+            "## Rounds (answers/s)",
+            "| round | direct | tongban |",
+            "- nginx was left out (--no-nginx)",
+            "## Machine",
+        ] {
+            assert!(markdown.contains(expected), "missing {expected:?} in:\n{markdown}");
+        }
+    }
 }

@@ -47,6 +47,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
@@ -59,6 +60,8 @@ pub type Refusal = Arc<dyn Fn(&FramingViolation) -> Vec<u8> + Send + Sync>;
 
 /// Largest read into the head buffer at once.
 const READ_CHUNK: usize = 8 * 1024;
+/// The buffer capacity an emptied guard keeps (a usual request head fits).
+const KEPT_CAPACITY: usize = 2 * 1024;
 /// A response head the guard cannot follow beyond this stops response tracking.
 const RESPONSE_HEAD_LIMIT: usize = 64 * 1024;
 /// At most this much unread request data is discarded before closing a refused connection.
@@ -334,11 +337,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramingGuard<S> {
             return Poll::Ready(Ok(()));
         }
         let old = self.pending.len();
-        self.pending.resize(old + room.min(READ_CHUNK), 0);
-        let mut into = ReadBuf::new(&mut self.pending[old..]);
-        let polled = Pin::new(&mut self.inner).poll_read(cx, &mut into);
-        let read = into.filled().len();
-        self.pending.truncate(old + read);
+        let (polled, read) = if old == 0 {
+            // An idle keep-alive connection waits here, so it reads onto the stack and holds no
+            // buffer while it waits: 8 KiB per idle connection otherwise (10,000 idle: 80 MB).
+            let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut into = ReadBuf::uninit(&mut scratch[..room.min(READ_CHUNK)]);
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut into);
+            self.pending.extend_from_slice(into.filled());
+            (polled, into.filled().len())
+        } else {
+            self.pending.resize(old + room.min(READ_CHUNK), 0);
+            let mut into = ReadBuf::new(&mut self.pending[old..]);
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut into);
+            let read = into.filled().len();
+            self.pending.truncate(old + read);
+            (polled, read)
+        };
         ready!(polled)?;
         if read == 0 {
             // The client closed; a partial head is dropped and hyper sees a plain EOF.
@@ -378,6 +392,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingGuard<S> {
                 buf.put_slice(&this.pending[..n]);
                 this.pending.drain(..n);
                 this.release -= n;
+                if this.pending.is_empty() && this.pending.capacity() > KEPT_CAPACITY {
+                    // A large head or body chunk passed: give the memory back before the
+                    // connection goes idle.
+                    this.pending = Vec::new();
+                }
                 return Poll::Ready(Ok(()));
             }
             match &mut this.reading {
