@@ -191,8 +191,8 @@ impl RunArgs {
         if self.max_requests == 0 {
             bail!("--max-requests must be at least 1");
         }
-        if self.timeout.is_zero() {
-            bail!("--timeout must be more than 0");
+        if self.timeout.is_zero() || self.timeout > MAX_DURATION {
+            bail!("--timeout must be more than 0 and at most {} s", MAX_DURATION.as_secs());
         }
         if self.threads == 0 || self.threads > 256 {
             bail!("--threads must be 1 to 256");
@@ -350,6 +350,7 @@ mod tests {
             &["--scenario", "acceptance", "--connections", "10001"],
             &["--scenario", "acceptance", "--max-requests", "0"],
             &["--scenario", "acceptance", "--threads", "0"],
+            &["--scenario", "acceptance", "--timeout", "2h"],
             &["--scenario", "acceptance", "--rate", "0"],
             &["--scenario", "acceptance", "--rate", "NaN"],
             &["--scenario", "acceptance", "--rate", "2000000"],

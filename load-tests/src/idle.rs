@@ -85,6 +85,12 @@ pub fn run(args: &IdleArgs) -> anyhow::Result<ExitCode> {
             args.connections as u64 + SPARE_FILES * 2
         );
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = process::stop_on_signals(&runtime)?;
     let bin = args.gateway.bin();
     let needs = GatewayNeeds::platforms(&["guizhou"]);
     let mut platforms = Platforms::start(&bin, needs.mocks)?;
@@ -94,12 +100,12 @@ pub fn run(args: &IdleArgs) -> anyhow::Result<ExitCode> {
         "tongban-load: opening {} idle connections to the gateway (pid {pid}) at {}",
         args.connections, gateway.public
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let figures = runtime.block_on(measure(gateway.public, pid, args.connections, args.hold));
+    let figures = runtime.block_on(async {
+        tokio::select! {
+            figures = measure(gateway.public, pid, args.connections, args.hold) => figures,
+            _ = process::stopped(&stop) => Err(anyhow::anyhow!("stopped by a signal; nothing is reported")),
+        }
+    });
     drop(runtime);
     let machine = Machine::describe(Some(gateway.dir.as_path()), &args.gateway.repo());
     let _ = gateway.stop();

@@ -4,9 +4,11 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -44,6 +46,9 @@ impl Supervised {
     ) -> anyhow::Result<Supervised> {
         let what = what.into();
         let mut child = command
+            // Its own process group: a Ctrl-C at the terminal reaches the tool, which finishes
+            // the requests in flight and then stops its children, not the children at once.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -87,31 +92,39 @@ impl Supervised {
     }
 
     /// Stops the child: SIGTERM, up to [`STOP_TIMEOUT`] for it to finish, then SIGKILL.
+    /// Called from synchronous code only (the runtime is gone by then), so it may sleep.
+    #[allow(clippy::disallowed_methods)]
     pub fn stop(&mut self) -> anyhow::Result<ExitStatus> {
         let Some(mut child) = self.child.take() else { bail!("the {} was already stopped", self.what) };
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        // Our own child, by its PID; `kill` keeps this crate free of unsafe code.
+        // SIGTERM to our own child by its PID (`kill` keeps this crate free of unsafe code; the
+        // child is not reaped before we wait, so the PID is still its own). Without `kill`,
+        // straight to SIGKILL.
         let pid = child.id();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
-        let (tx, rx) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let status = child.wait();
-            let _ = tx.send(());
-            status
-        });
-        if rx.recv_timeout(STOP_TIMEOUT).is_err() {
-            eprintln!(
-                "tongban-load: the {} (pid {pid}) did not stop within {} s; killing it",
-                self.what,
-                STOP_TIMEOUT.as_secs()
-            );
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
-        }
-        match waiter.join() {
-            Ok(status) => Ok(status?),
-            Err(_) => bail!("the thread waiting for the {} failed", self.what),
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = Instant::now() + if termed { STOP_TIMEOUT } else { Duration::ZERO };
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                if termed {
+                    eprintln!(
+                        "tongban-load: the {} (pid {pid}) did not stop within {} s; killing it",
+                        self.what,
+                        STOP_TIMEOUT.as_secs()
+                    );
+                }
+                child.kill()?;
+                return Ok(child.wait()?);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -123,6 +136,40 @@ impl Drop for Supervised {
         {
             eprintln!("tongban-load: stopping the {}: {err}", self.what);
         }
+    }
+}
+
+/// A flag set by Ctrl-C, SIGTERM or SIGHUP from now on, instead of the tool dying at once: the
+/// run finishes its requests in flight and the guards stop every child (a closed terminal or a
+/// cancelled job would otherwise leave them running).
+pub fn stop_on_signals(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(AtomicBool::new(false));
+    let _guard = runtime.enter();
+    let mut signals = Vec::new();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "interrupted"),
+        (SignalKind::terminate(), "terminated"),
+        (SignalKind::hangup(), "hung up"),
+    ] {
+        signals.push((signal(kind).context("cannot listen for signals")?, name));
+    }
+    for (mut signal, name) in signals {
+        let stop = stop.clone();
+        runtime.spawn(async move {
+            if signal.recv().await.is_some() {
+                eprintln!("tongban-load: {name}; finishing the requests in flight, then stopping what was started");
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    Ok(stop)
+}
+
+/// Resolves once `stop` is set (checked every 100 ms).
+pub async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -159,6 +206,8 @@ pub fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
+
     use super::*;
 
     #[test]

@@ -192,7 +192,14 @@ impl Comparison {
         combine: impl Fn(&Outcome, &Outcome) -> Option<f64>,
     ) -> Option<(f64, f64, f64)> {
         let (a, b) = (self.leg(over)?, self.leg(under)?);
-        let values: Vec<f64> = a.rounds.iter().zip(&b.rounds).filter_map(|(x, y)| combine(x, y)).collect();
+        // A round cut short by Ctrl-C is not comparable with a whole one.
+        let values: Vec<f64> = a
+            .rounds
+            .iter()
+            .zip(&b.rounds)
+            .filter(|(x, y)| !x.interrupted && !y.interrupted)
+            .filter_map(|(x, y)| combine(x, y))
+            .collect();
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
         let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         compare::median(values).map(|m| (m, low, high))
@@ -243,8 +250,10 @@ impl Comparison {
             .map(|leg| {
                 let h = &leg.total.latency;
                 let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
-                let rate = compare::median(leg.rounds.iter().map(throughput_of).collect()).unwrap_or(0.0);
-                let mut row = vec![leg.label.to_owned(), format!("{rate:.0}"), leg.total.successes.to_string()];
+                // Whole rounds only: "-" when the leg's only round was cut short.
+                let rate = compare::median(leg.rounds.iter().filter(|o| !o.interrupted).map(throughput_of).collect())
+                    .map_or_else(|| "-".to_owned(), |rate| format!("{rate:.0}"));
+                let mut row = vec![leg.label.to_owned(), rate, leg.total.successes.to_string()];
                 row.extend(QUANTILES.iter().map(|(_, quantile)| cell(q(*quantile))));
                 row.push(cell((!h.is_empty()).then(|| h.max() as f64 / 1000.0)));
                 row.push(list(leg.total.statuses.iter().map(|(s, c)| format!("{s}: {c}"))));
@@ -324,8 +333,8 @@ impl Comparison {
         );
         let _ = writeln!(
             out,
-            "{} connections, {}, {} round(s) of {} per leg, legs alternating (each round starts with the next leg).              Latency in ms over every round, from the request (open loop: from when it was due) to the end of the answer.
-",
+            "{} connections, {}, {} round(s) of {} per leg, legs alternating (each round starts with the next leg). \
+             Latency in ms over every round, from the request (open loop: from when it was due) to the end of the answer.\n",
             self.shape.connections,
             self.loop_kind(),
             self.shape.rounds,

@@ -2,9 +2,11 @@
 //! - **closed loop**: each connection sends its next request as soon as the previous answer is
 //!   read in full (the most the target can do);
 //! - **open loop** (`rate`): request `i` is due at `start + i / rate`, dealt round robin to the
-//!   connections; a connection sends each request at its due time, or at once when it is late,
-//!   and its latency counts from the due time. A slow answer therefore shows in the latency of
-//!   every request it held up, not as requests silently never sent (no coordinated omission).
+//!   connections; a connection sends each request at its due time, or at once when it is late.
+//!   A request that had to wait for its connection counts its latency from the due time, so a
+//!   slow answer shows in the latency of every request it held up, not as requests silently
+//!   never sent (no coordinated omission); requests still unsent 2 s ([`GRACE`]) past the
+//!   deadline are counted as `not_sent`.
 //!
 //! The run ends at the deadline, at the request budget, or when asked to stop, whichever comes first.
 
@@ -41,6 +43,8 @@ pub const BUCKET: Duration = Duration::from_millis(250);
 pub const CONNECT: &str = "connect";
 pub const IO: &str = "io";
 pub const TIMEOUT: &str = "timeout";
+/// Open loop: requests due before the deadline that could not be sent within the grace.
+pub const NOT_SENT: &str = "not_sent";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -210,15 +214,28 @@ async fn connection(shared: &Shared, slot: usize) -> anyhow::Result<Outcome> {
     // Open loop sends every request due before the deadline, however late (within the grace):
     // leaving out the late ones would hide exactly the latency a slow target causes.
     let cutoff = if shared.plan.rate.is_some() { last_finish } else { shared.deadline };
-    for round in 0.. {
-        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= cutoff {
+    // When this connection was last free to send (open loop: whether a request waited for it).
+    let mut free_since = shared.started;
+    let mut round = 0;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let Some((seq, due)) = next_request(shared, slot, round) else { break };
+        round += 1;
+        if Instant::now() >= cutoff {
+            // Past the grace with requests still due: they count, as never sent.
+            if shared.plan.rate.is_some() {
+                *tally.errors.entry(NOT_SENT).or_default() += 1;
+                continue;
+            }
+            break;
+        }
         if shared.plan.rate.is_some() {
-            tokio::time::sleep_until(due).await;
-            if shared.stop.load(Ordering::Relaxed) {
-                break;
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                // Asleep until its next due time, a connection still notices Ctrl-C.
+                _ = crate::process::stopped(&shared.stop) => break,
             }
         }
         // A connection the server closed is replaced without counting a failed request.
@@ -236,6 +253,7 @@ async fn connection(shared: &Shared, slot: usize) -> anyhow::Result<Outcome> {
                 }
                 Err(_) => {
                     *tally.errors.entry(CONNECT).or_default() += 1;
+                    free_since = Instant::now();
                     if shared.plan.rate.is_none() {
                         tokio::time::sleep_until((Instant::now() + RECONNECT_PAUSE).min(shared.deadline)).await;
                     }
@@ -245,9 +263,13 @@ async fn connection(shared: &Shared, slot: usize) -> anyhow::Result<Outcome> {
         };
         let mut request = shared.scenario.request(seq).map(Full::new);
         request.headers_mut().insert(HOST, shared.host.clone());
-        // Closed loop: now. Open loop: the due time, even when this connection is late.
-        let sent = due.min(Instant::now());
-        let answer = tokio::time::timeout_at((Instant::now() + shared.plan.timeout).min(last_finish), async {
+        // Closed loop: now. Open loop: the due time when the request waited for this connection
+        // (however late, so no coordinated omission); when the connection was free in time, the
+        // moment it was sent, so the timer's own lateness (up to a millisecond) is not counted.
+        let now = Instant::now();
+        let sent = if free_since > due { due } else { now };
+        let limit = now.checked_add(shared.plan.timeout).map_or(last_finish, |limit| limit.min(last_finish));
+        let answer = tokio::time::timeout_at(limit, async {
             let response = send.send_request(request).await?;
             let status = response.status();
             let body = response.into_body().collect().await?.to_bytes();
@@ -277,6 +299,7 @@ async fn connection(shared: &Shared, slot: usize) -> anyhow::Result<Outcome> {
                 sender = None;
             }
         }
+        free_since = Instant::now();
     }
     Ok(tally)
 }
@@ -370,6 +393,10 @@ pub(crate) mod tests {
                             // The one slow answer of the open-loop test: past its deadline.
                             tokio::time::sleep(Duration::from_millis(600)).await;
                         }
+                        if seq == 2_000_001 {
+                            // Past the deadline and the grace.
+                            tokio::time::sleep(Duration::from_millis(2_500)).await;
+                        }
                         let status =
                             if seq.is_multiple_of(2) { StatusCode::ACCEPTED } else { StatusCode::TOO_MANY_REQUESTS };
                         let mut response = http::Response::new(Full::new(Bytes::from_static(b"{\"slow\":\"down\"}")));
@@ -454,6 +481,42 @@ pub(crate) mod tests {
         // Requests due at 10..=100 ms were sent after 600 ms: at least 500 ms late each.
         let held_up = outcome.latency.count_between(500_000, MAX_LATENCY_US);
         assert!(held_up >= 10, "only {held_up} latencies of 100 ms or more");
+    }
+
+    #[tokio::test]
+    async fn open_loop_counts_requests_it_could_not_send_in_time() {
+        // 10 requests due in the first 100 ms on one connection; the first is answered only after
+        // the deadline and the grace: it times out, and the 9 due behind it count as not sent.
+        struct Stuck;
+        impl Scenario for Stuck {
+            fn name(&self) -> &'static str {
+                "stuck"
+            }
+            fn describe(&self) -> &'static str {
+                "test"
+            }
+            fn needs(&self) -> GatewayNeeds {
+                GatewayNeeds::platforms(&[])
+            }
+            fn request(&self, seq: u64) -> http::Request<Bytes> {
+                let number = if seq == 1 { 2_000_001 } else { seq * 2 };
+                let mut request = http::Request::new(Bytes::from(number.to_string()));
+                *request.method_mut() = http::Method::POST;
+                request
+            }
+            fn is_success(&self, status: StatusCode) -> bool {
+                status == StatusCode::ACCEPTED
+            }
+        }
+        let addr = server().await;
+        let mut plan = plan(addr, 1_000_000);
+        plan.connections = 1;
+        plan.duration = Duration::from_millis(100);
+        plan.rate = Some(100.0);
+        plan.timeout = Duration::from_secs(10);
+        let outcome = execute(plan, Arc::new(Stuck), Arc::default()).await.unwrap();
+        assert_eq!(outcome.requests(), 10, "{:?}", outcome.errors);
+        assert_eq!(outcome.errors, BTreeMap::from([(TIMEOUT, 1), (NOT_SENT, 9)]));
     }
 
     #[tokio::test]
