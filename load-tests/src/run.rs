@@ -440,81 +440,64 @@ pub(crate) mod tests {
         assert!(!outcome.interrupted);
     }
 
+    /// Request 1 carries the given number, which the test server answers slowly; the others
+    /// carry even numbers (answered 202).
+    struct SlowFirst(u64);
+
+    impl Scenario for SlowFirst {
+        fn name(&self) -> &'static str {
+            "slow-first"
+        }
+        fn describe(&self) -> &'static str {
+            "test"
+        }
+        fn needs(&self) -> GatewayNeeds {
+            GatewayNeeds::platforms(&[])
+        }
+        fn request(&self, seq: u64) -> http::Request<Bytes> {
+            let number = if seq == 1 { self.0 } else { seq * 2 };
+            let mut request = http::Request::new(Bytes::from(number.to_string()));
+            *request.method_mut() = http::Method::POST;
+            request
+        }
+        fn is_success(&self, status: StatusCode) -> bool {
+            // The slow numbers are odd, so their answer is 429.
+            status == StatusCode::ACCEPTED || status == StatusCode::TOO_MANY_REQUESTS
+        }
+    }
+
     #[tokio::test]
     async fn open_loop_sends_on_schedule_and_counts_latency_from_the_due_time() {
         // One request every 10 ms for 500 ms on one connection: 50 requests, whatever the answers.
         // The first answer takes 600 ms, past the deadline; the requests due meanwhile wait for
         // the connection, are still sent, and their latency counts from when they were due.
-        struct SlowFirst;
-        impl Scenario for SlowFirst {
-            fn name(&self) -> &'static str {
-                "slow-first"
-            }
-            fn describe(&self) -> &'static str {
-                "test"
-            }
-            fn needs(&self) -> GatewayNeeds {
-                GatewayNeeds::platforms(&[])
-            }
-            fn request(&self, seq: u64) -> http::Request<Bytes> {
-                // Even numbers are answered 202; 1_000_001 (seq 1) is the slow one.
-                let number = if seq == 1 { 1_000_001 } else { seq * 2 };
-                let mut request = http::Request::new(Bytes::from(number.to_string()));
-                *request.method_mut() = http::Method::POST;
-                request
-            }
-            fn is_success(&self, status: StatusCode) -> bool {
-                status == StatusCode::ACCEPTED || status == StatusCode::TOO_MANY_REQUESTS
-            }
-        }
         let addr = server().await;
         let mut plan = plan(addr, 1_000_000);
         plan.connections = 1;
         plan.duration = Duration::from_millis(500);
         plan.rate = Some(100.0);
         let answered = plan.answered.clone();
-        let outcome = execute(plan, Arc::new(SlowFirst), Arc::default()).await.unwrap();
+        let outcome = execute(plan, Arc::new(SlowFirst(1_000_001)), Arc::default()).await.unwrap();
         assert_eq!(outcome.requests(), 50, "due times 0, 10, …, 490 ms");
         assert_eq!(outcome.successes, 50);
         assert_eq!(answered.load(Ordering::Relaxed), 50);
         assert_eq!(outcome.timeline.iter().sum::<u64>(), 50);
         // Requests due at 10..=100 ms were sent after 600 ms: at least 500 ms late each.
         let held_up = outcome.latency.count_between(500_000, MAX_LATENCY_US);
-        assert!(held_up >= 10, "only {held_up} latencies of 100 ms or more");
+        assert!(held_up >= 10, "only {held_up} latencies of 500 ms or more");
     }
 
     #[tokio::test]
     async fn open_loop_counts_requests_it_could_not_send_in_time() {
         // 10 requests due in the first 100 ms on one connection; the first is answered only after
         // the deadline and the grace: it times out, and the 9 due behind it count as not sent.
-        struct Stuck;
-        impl Scenario for Stuck {
-            fn name(&self) -> &'static str {
-                "stuck"
-            }
-            fn describe(&self) -> &'static str {
-                "test"
-            }
-            fn needs(&self) -> GatewayNeeds {
-                GatewayNeeds::platforms(&[])
-            }
-            fn request(&self, seq: u64) -> http::Request<Bytes> {
-                let number = if seq == 1 { 2_000_001 } else { seq * 2 };
-                let mut request = http::Request::new(Bytes::from(number.to_string()));
-                *request.method_mut() = http::Method::POST;
-                request
-            }
-            fn is_success(&self, status: StatusCode) -> bool {
-                status == StatusCode::ACCEPTED
-            }
-        }
         let addr = server().await;
         let mut plan = plan(addr, 1_000_000);
         plan.connections = 1;
         plan.duration = Duration::from_millis(100);
         plan.rate = Some(100.0);
         plan.timeout = Duration::from_secs(10);
-        let outcome = execute(plan, Arc::new(Stuck), Arc::default()).await.unwrap();
+        let outcome = execute(plan, Arc::new(SlowFirst(2_000_001)), Arc::default()).await.unwrap();
         assert_eq!(outcome.requests(), 10, "{:?}", outcome.errors);
         assert_eq!(outcome.errors, BTreeMap::from([(TIMEOUT, 1), (NOT_SENT, 9)]));
     }
