@@ -1,7 +1,13 @@
 //! Access control (访问控制): what each partner may call — which operations, which target
-//! regions, which matters. Configured per partner in `[partner.allow]`; a partner without one may
-//! call everything while partners are identified by API key, and nothing once mutual TLS
-//! identifies them (deny by default). A refusal names the missing right and the fix.
+//! regions, which matters, and from which regions it acts (its own windows and print sites).
+//! Configured per partner in `[partner.allow]`; a partner without one may call everything while
+//! partners are identified by API key, and nothing once mutual TLS identifies them (deny by
+//! default). A refusal names the missing right and the fix.
+//!
+//! The region a partner acts from (受理地 / 打证地) is a claim in the request: the accepting
+//! region of an application or acceptance, the printing site's region of a print job. Left
+//! unchecked, a Hunan window could present an acceptance as Guangdong's, and the audit log would
+//! record what it claimed. `allow.from` (or, without it, the partner's `province`) bounds it.
 
 use std::collections::HashSet;
 
@@ -65,6 +71,9 @@ pub struct Rights {
     pub regions: Allowed<Vec<String>>,
     /// Matter codes (事项编码).
     pub matters: Allowed<HashSet<String>>,
+    /// Regions the partner acts from, as code prefixes: where its windows accept (受理地) and its
+    /// sites print (打证地).
+    pub from: Allowed<Vec<String>>,
 }
 
 /// What a call needs, as far as it is known when it is checked.
@@ -76,19 +85,31 @@ pub struct Call<'a> {
     pub region: Option<&'a str>,
     /// The matter code, when the call has one.
     pub matter: Option<&'a str>,
+    /// The region the caller says it acts from (accepting region, printing site), when it says one.
+    pub from: Option<&'a str>,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
     /// A call that needs only the operation right (no region or matter involved).
     pub fn operation(right: Right) -> Call<'static> {
-        Call { right, region: None, matter: None }
+        Call { right, region: None, matter: None, from: None }
+    }
+
+    /// A call for a target region and, when known, a matter.
+    pub fn to(right: Right, region: &'a str, matter: Option<&'a str>) -> Call<'a> {
+        Call { right, region: Some(region), matter, from: None }
+    }
+
+    /// The same call, made from region `from` (the caller's window or print site).
+    pub fn from(self, from: Option<&'a str>) -> Call<'a> {
+        Call { from, ..self }
     }
 }
 
 impl Rights {
     /// Everything: partners identified by API key without an `allow` table.
     pub fn all() -> Rights {
-        Rights { operations: Allowed::Any, regions: Allowed::Any, matters: Allowed::Any }
+        Rights { operations: Allowed::Any, regions: Allowed::Any, matters: Allowed::Any, from: Allowed::Any }
     }
 
     /// Nothing: the default under mutual TLS.
@@ -97,6 +118,7 @@ impl Rights {
             operations: Allowed::Only(HashSet::new()),
             regions: Allowed::Only(Vec::new()),
             matters: Allowed::Only(HashSet::new()),
+            from: Allowed::Only(Vec::new()),
         }
     }
 
@@ -113,7 +135,7 @@ impl Rights {
             return Err(refuse("operation", call.right.as_str()));
         }
         if let (Allowed::Only(prefixes), Some(region)) = (&self.regions, call.region)
-            && !prefixes.iter().any(|prefix| region.starts_with(prefix.as_str()))
+            && !within(prefixes, region)
         {
             return Err(refuse("region", region));
         }
@@ -122,8 +144,17 @@ impl Rights {
         {
             return Err(refuse("matter", matter));
         }
+        if let (Allowed::Only(prefixes), Some(from)) = (&self.from, call.from)
+            && !within(prefixes, from)
+        {
+            return Err(refuse("from", from));
+        }
         Ok(())
     }
+}
+
+fn within(prefixes: &[String], region: &str) -> bool {
+    prefixes.iter().any(|prefix| region.starts_with(prefix.as_str()))
 }
 
 /// A region code in `allow.regions` as the prefix it stands for: "520000" and "52" both mean
@@ -145,6 +176,7 @@ mod tests {
             operations: Allowed::Only(operations.iter().copied().collect()),
             regions: Allowed::Only(regions.iter().map(|r| r.to_string()).collect()),
             matters: Allowed::Only(matters.iter().map(|m| m.to_string()).collect()),
+            from: Allowed::Any,
         }
     }
 
@@ -159,7 +191,7 @@ mod tests {
     #[test]
     fn each_missing_right_is_named() {
         let rights = only(&[Right::Submit], &["52", "4401"], &["11100000000000000001"]);
-        let call = |right, region, matter| Call { right, region: Some(region), matter: Some(matter) };
+        let call = |right, region, matter| Call::to(right, region, Some(matter));
         assert_eq!(refused(&rights, call(Right::Submit, "520102", "11100000000000000001")), None);
         assert_eq!(refused(&rights, call(Right::Submit, "440106", "11100000000000000001")), None);
         assert_eq!(
@@ -176,9 +208,22 @@ mod tests {
     #[test]
     fn calls_without_a_region_or_matter_need_only_the_operation() {
         let rights = only(&[Right::Print], &[], &[]);
-        assert_eq!(refused(&rights, Call { right: Right::Print, region: None, matter: None }), None);
-        assert!(refused(&Rights::none(), Call { right: Right::Print, region: None, matter: None }).is_some());
-        assert_eq!(refused(&Rights::all(), Call { right: Right::Accept, region: Some("1"), matter: Some("m") }), None);
+        assert_eq!(refused(&rights, Call::operation(Right::Print)), None);
+        assert!(refused(&Rights::none(), Call::operation(Right::Print)).is_some());
+        assert_eq!(refused(&Rights::all(), Call::to(Right::Accept, "1", Some("m")).from(Some("2"))), None);
+    }
+
+    #[test]
+    fn the_region_a_partner_acts_from_is_bounded() {
+        let rights = Rights { from: Allowed::Only(vec!["44".into()]), ..only(&[Right::Accept], &["52"], &["m"]) };
+        let accept = Call::to(Right::Accept, "520102", Some("m"));
+        assert_eq!(refused(&rights, accept.from(Some("440106"))), None);
+        assert_eq!(refused(&rights, accept.from(Some("430102"))), Some(("from", "430102".into())));
+        // A call that claims no region of its own (全程网办 without a window) needs no `from`.
+        assert_eq!(refused(&rights, accept), None);
+        // The target is checked first: the refusal names what the operator would grant first.
+        let elsewhere = Call::to(Right::Accept, "530102", Some("m")).from(Some("430102"));
+        assert_eq!(refused(&rights, elsewhere), Some(("region", "530102".into())));
     }
 
     #[test]

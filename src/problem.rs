@@ -209,14 +209,11 @@ pub enum GatewayError {
         detail: &'static str,
     },
     /// The partner is identified but lacks a right (访问权限).
-    #[error(
-        "partner '{partner}' has no right to {right} '{value}'; the operator grants it in this partner's [partner.allow] {} in tongban.toml",
-        crate::problem::allow_list(right)
-    )]
+    #[error("{}", crate::problem::forbidden_detail(partner, right, value))]
     Forbidden {
         /// The partner.
         partner: String,
-        /// The kind of right: operation, region or matter.
+        /// The kind of right: operation, region, matter or from.
         right: &'static str,
         /// What was asked for.
         value: String,
@@ -344,8 +341,22 @@ pub(crate) fn allow_list(right: &str) -> &'static str {
     match right {
         "region" => "regions",
         "matter" => "matters",
+        "from" => "from",
         _ => "operations",
     }
+}
+
+/// The refusal's detail: what is missing, and where the operator grants it.
+pub(crate) fn forbidden_detail(partner: &str, right: &str, value: &str) -> String {
+    if right == "from" {
+        return format!(
+            "partner '{partner}' may not act from region '{value}' (the accepting window's or printing site's region); give a region of this partner's own, or the operator grants it in this partner's [partner.allow] from (without it, the partner's province) in tongban.toml"
+        );
+    }
+    format!(
+        "partner '{partner}' has no right to {right} '{value}'; the operator grants it in this partner's [partner.allow] {} in tongban.toml",
+        allow_list(right)
+    )
 }
 
 fn humanize(duration: Duration) -> String {

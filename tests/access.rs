@@ -21,6 +21,7 @@ fn assert_forbidden(answer: &common::Answer, kind: &str, value: &str) {
     let list = match kind {
         "region" => "regions",
         "matter" => "matters",
+        "from" => "from",
         _ => "operations",
     };
     assert_eq!(problem["missing_right"]["list"], format!("allow.{list}"));
@@ -43,11 +44,20 @@ async fn submit_as(harness: &Harness, key: &str, application: &Value) -> common:
 async fn a_partner_calls_only_what_its_allow_table_lists() {
     let harness = Harness::start().await;
 
-    // Allowed: submit to Guizhou (52).
-    let guizhou = golden_input("guizhou");
+    // Allowed: submit to Guizhou (52), accepted in its own province (长沙市芙蓉区).
+    let mut guizhou = golden_input("guizhou");
+    guizhou["accepting_region"] = "430102".into();
     let answer = submit_as(&harness, HUNAN, &guizhou).await;
     assert_eq!(answer.status, 201, "{}", answer.text());
     assert_eq!(harness.received("guizhou").await.len(), 1);
+
+    // Not allowed: the same application claimed as accepted in Guangdong (广州市越秀区) — a
+    // Hunan window cannot present another province's acceptance as its own.
+    guizhou["accepting_region"] = "440104".into();
+    guizhou["application_id"] = "0194f3a0-7c00-7000-8000-0000000a0052".into();
+    let answer = submit_as(&harness, HUNAN, &guizhou).await;
+    assert_forbidden(&answer, "from", "440104");
+    assert_eq!(harness.received("guizhou").await.len(), 1, "a refused call never reaches the platform");
 
     // Not allowed: a target region outside 52/53 — refused before the platform sees it.
     let guangdong = golden_input("guangdong");
@@ -83,6 +93,7 @@ async fn matters_outside_the_list_are_refused() {
         operations: Allowed::Only([Right::Submit].into_iter().collect()),
         regions: Allowed::Any,
         matters: Allowed::Only(["000000000000".to_owned()].into_iter().collect()),
+        from: Allowed::Any,
     };
     let harness = with_partner(rights, false).await;
     let answer = submit_as(&harness, HUNAN, &guizhou).await;
@@ -121,6 +132,7 @@ fn rights(operations: &[tongban::access::Right], regions: &[&str]) -> tongban::a
         operations: Allowed::Only(operations.iter().copied().collect()),
         regions: Allowed::Only(regions.iter().map(|r| r.to_string()).collect()),
         matters: Allowed::Any,
+        from: Allowed::Any,
     }
 }
 
@@ -195,4 +207,80 @@ async fn print_jobs_are_reached_only_within_the_partners_regions() {
     let answer = harness.gateway("GET", "/v1/certificates/GZ-DEMO-0001?issuer_region=520103", &key, Vec::new()).await;
     assert_eq!(answer.status, 403, "{}", answer.text());
     harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_partner_acts_only_from_its_own_regions() {
+    use tongban::access::{Allowed, Rights};
+    // Every right, but its windows and print sites are in Hunan (43) only.
+    let rights = Rights { from: Allowed::Only(vec!["43".into()]), ..Rights::all() };
+    let harness = with_partner(rights, true).await;
+    let as_hunan = [("x-api-key", HUNAN), ("content-type", "application/json")];
+
+    // A print job for a site in Guangdong: refused before the issuer is asked.
+    let print = |site_region: &str| {
+        serde_json::json!({
+            "certificate_id": "GZ-DEMO-0001",
+            "issuer_region": "520103",
+            "site": { "id": "GD-TH-0007", "region": site_region },
+            "requested_by": "窗口 7 号 王五",
+            "copies": 1,
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let answer = harness.gateway("POST", "/v1/print-jobs", &as_hunan, print("440106")).await;
+    assert_forbidden(&answer, "from", "440106");
+    assert!(harness.received("guizhou").await.is_empty(), "the issuer was not asked for the certificate");
+
+    // A job a Guangdong site queued (here anonymously) stays out of reach, and out of its queue.
+    let json = [("content-type", "application/json")];
+    let created = harness.gateway("POST", "/v1/print-jobs", &json, print("440106")).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json()["job_id"].as_str().unwrap().to_owned();
+    let key = [("x-api-key", HUNAN)];
+    let answer = harness.gateway("GET", &format!("/v1/print-jobs/{job}"), &key, Vec::new()).await;
+    assert_forbidden(&answer, "from", "440106");
+    let listed = harness.gateway("GET", "/v1/print-jobs?site=GD-TH-0007", &key, Vec::new()).await;
+    assert_eq!(listed.json()["jobs"], serde_json::json!([]));
+    // Its own site prints (a reprint: the Guangdong site printed it first).
+    let mut own = serde_json::from_slice::<Value>(&print("430102")).unwrap();
+    own["reprint_reason"] = "原件遗失".into();
+    let answer = harness.gateway("POST", "/v1/print-jobs", &as_hunan, own.to_string().into_bytes()).await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+
+    // A proxy acceptance whose window stands in Guangdong: refused, no receipt. (Last in this
+    // test: an accepted one is delivered to Guizhou in the background.)
+    let mut application = common::canonical("natural_person");
+    application["mode"] = "proxy_acceptance".into();
+    application["accepting_region"] = "440106".into();
+    let acceptance = |window_region: &str, application: &Value| {
+        serde_json::json!({ "accepting_site": { "window_id": "HN-CS-0001", "region": window_region }, "application": application })
+            .to_string()
+            .into_bytes()
+    };
+    let answer = harness.gateway("POST", "/v1/acceptances", &as_hunan, acceptance("440106", &application)).await;
+    assert_forbidden(&answer, "from", "440106");
+    let receipt = answer.json()["receipt"].clone();
+    assert!(receipt.is_null(), "no receipt for a refused acceptance");
+    // From its own window (长沙市芙蓉区) the same application is accepted.
+    application["accepting_region"] = "430102".into();
+    let answer = harness.gateway("POST", "/v1/acceptances", &as_hunan, acceptance("430102", &application)).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    harness.stop().await;
+}
+
+#[test]
+fn a_partner_acts_from_its_province_unless_allow_from_says_otherwise() {
+    use tongban::access::Allowed;
+    let (federation, _) = tongban::config::load(&common::root().join("config/tongban.toml")).unwrap();
+    let from = |name: &str| {
+        let partner = federation.identities.partners().find(|partner| partner.name == name).unwrap();
+        partner.rights.from.clone()
+    };
+    // `province = "44"`, no allow table; `province = "43"` with an allow table but no `from`.
+    assert_eq!(from("guangdong-window"), Allowed::Only(vec!["44".into()]));
+    assert_eq!(from("hunan-window"), Allowed::Only(vec!["43".into()]));
+    // Neither a province nor `from`, identified by API key: any region, as before.
+    assert_eq!(from("demo-limited"), Allowed::Any);
 }

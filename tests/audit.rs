@@ -25,6 +25,8 @@ fn verify_cli(path: &std::path::Path) -> (i32, String) {
 #[tokio::test]
 async fn every_exchange_is_recorded_and_any_tampering_is_located() {
     let harness = Harness::start().await;
+    let settings = harness.running.gateway.federation().audit.clone().unwrap();
+    assert!(settings.fsync, "each batch reaches the disk before the next, unless the operator says otherwise");
     let kept = tempfile::tempdir().unwrap();
     let path = kept.path().join("audit.log");
 
@@ -129,4 +131,94 @@ async fn a_restart_continues_the_chain() {
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.starts, 2);
     assert_eq!(report.records, 4, "{report}");
+}
+
+#[tokio::test]
+async fn an_exchange_the_caller_abandons_is_still_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let harness = Harness::start().await;
+    // Guizhou answers after 60 s; the caller hangs up long before.
+    harness.fault("guizhou", "slow").await;
+    let application = golden_input("guizhou");
+    let body = application.to_string();
+    let mut socket = tokio::net::TcpStream::connect(harness.running.public).await.unwrap();
+    let head = format!(
+        "POST /v1/applications HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    // Bounded: each look is a round trip to the mock, so the gateway gets to forward meanwhile.
+    for _ in 0..1_000 {
+        if !harness.received("guizhou").await.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(harness.received("guizhou").await.len(), 1, "the application reached the platform");
+    drop(socket);
+
+    // The gateway notices the hang-up and drops the handler; its guard still writes the record.
+    let audit = harness.running.gateway.audit.as_ref().unwrap();
+    let path = harness.store_dir.path().join("audit.log");
+    let mut abandoned = None;
+    for _ in 0..1_000 {
+        assert!(audit.flush(Duration::from_secs(10)));
+        abandoned = records(&path).into_iter().find(|record| record["kind"] == "exchange");
+        if abandoned.is_some() {
+            break;
+        }
+        harness.admin("GET", "/healthz", Vec::new()).await;
+    }
+    let abandoned = abandoned.expect("no audit record for the abandoned exchange");
+    assert_eq!(abandoned["status"], 499, "{abandoned}");
+    assert_eq!(abandoned["problem"], "client-closed");
+    // What the stages had learnt: it was routed and sent to Guizhou.
+    assert_eq!(abandoned["partner"], "anonymous");
+    assert_eq!(abandoned["to"], "guizhou");
+    assert_eq!(abandoned["from"], application["accepting_region"]);
+    assert_eq!(abandoned["operation"], "submit");
+    assert_eq!(abandoned["request_digest"].as_str().unwrap().len(), 64);
+    assert!(abandoned["response_digest"].is_null(), "nothing was answered");
+    let metrics = String::from_utf8_lossy(&harness.admin("GET", "/metrics", Vec::new()).await.body).into_owned();
+    let counted =
+        metrics.lines().any(|line| line.starts_with("tongban_requests_total") && line.contains("status=\"499\""));
+    assert!(counted, "the abandoned request is counted:\n{metrics}");
+    assert!(audit.flush(Duration::from_secs(10)));
+    assert!(tongban::audit::verify(&path).unwrap().is_intact());
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_framing_is_recorded_with_a_digest_of_what_was_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let harness = Harness::start().await;
+    // A smuggling shape: both Content-Length and chunked. One small write: the guard holds it whole.
+    let attempt =
+        b"POST /v1/applications HTTP/1.1\r\nHost: gateway\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut socket = tokio::net::TcpStream::connect(harness.running.public).await.unwrap();
+    socket.write_all(attempt).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let request_id = answer
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("the refusal carries a request id")
+        .to_owned();
+
+    let audit = harness.running.gateway.audit.as_ref().unwrap();
+    assert!(audit.flush(Duration::from_secs(10)));
+    let path = harness.store_dir.path().join("audit.log");
+    let log = records(&path);
+    let refused = log.iter().find(|record| record["request_id"] == request_id.as_str()).expect("recorded");
+    assert_eq!(refused["kind"], "exchange");
+    assert_eq!(refused["status"], 400);
+    assert_eq!(refused["problem"], "request-framing");
+    assert_eq!(refused["partner"], "unidentified");
+    assert_eq!(refused["method"], "POST");
+    assert_eq!(refused["path_kind"], "/v1/applications");
+    assert_eq!(refused["request_digest"], tongban::audit::Algorithm::Sm3.digest_hex(attempt));
+    assert!(refused["to"].is_null() && refused["response_digest"].is_null());
+    assert!(tongban::audit::verify(&path).unwrap().is_intact());
+    harness.stop().await;
 }

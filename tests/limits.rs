@@ -86,8 +86,10 @@ async fn target_and_partner_operation_limits_protect_a_platform() {
     let answers = burst(&harness, 10, "/v1/matters?region=520102", None).await;
     assert_eq!(count(&answers, 200), 10);
 
-    // guangdong-window may submit 20/s with a burst of 40 (partner-operation limit).
+    // guangdong-window may submit 20/s with a burst of 40 (partner-operation limit), from its
+    // own province (a Shenzhen window, to Guangzhou).
     let mut input = golden_input("guangdong");
+    input["accepting_region"] = "440303".into();
     let mut statuses = Vec::new();
     for n in 0..45 {
         input["application_id"] = format!("0194f3a0-7c00-7000-8000-00000000r{n:03}").into();

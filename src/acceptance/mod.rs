@@ -300,8 +300,9 @@ pub async fn accept(
     x.target = Some(route.adapter.name.clone());
     x.kind = route.kind;
     let warnings = crate::proxy::pipeline::uscc_policy(validation.uscc_check_failures, &route, x)?;
-    x.from_region = route.from.as_ref().map(|from| from.code.clone());
-    let call = Call { right: Right::Accept, region: Some(&route.to.code), matter: Some(&app.matter.code) };
+    let from = route.from.as_ref().map(|from| from.code.as_str());
+    x.from_region = from.map(str::to_owned);
+    let call = Call::to(Right::Accept, &route.to.code, Some(&app.matter.code)).from(from);
     crate::proxy::pipeline::admit(
         gateway,
         &federation,
@@ -313,7 +314,7 @@ pub async fn accept(
     // Joint handling sends the application to every party: each region needs the right too.
     if let Some(rule) = joint_rule {
         for party in &rule.parties {
-            let call = Call { right: Right::Accept, region: Some(&party.region), matter: Some(&app.matter.code) };
+            let call = Call::to(Right::Accept, &party.region, Some(&app.matter.code));
             crate::proxy::admit::authorize(x, call)?;
         }
     }
@@ -377,7 +378,7 @@ pub async fn accept(
 /// The caller's right over one stored acceptance: the `accept` right for its handling region and
 /// matter, so a window cannot read or decide acceptances outside its rights.
 fn authorize_record(x: &Exchange, record: &crate::store::Acceptance) -> Result<(), GatewayError> {
-    let call = Call { right: Right::Accept, region: Some(&record.handling_region), matter: Some(&record.matter_code) };
+    let call = Call::to(Right::Accept, &record.handling_region, Some(&record.matter_code));
     crate::proxy::admit::authorize(x, call)
 }
 

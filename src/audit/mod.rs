@@ -64,7 +64,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use verify::{Break, BreakKind, GapSeen, VerifyReport, verify};
-pub use writer::{AuditLog, AuditStats, FileSink, Sink};
+pub use writer::{AuditLog, AuditStats, Durability, FileSink, Sink};
 
 /// The hash algorithm (摘要算法) of the chain and of payload digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ pub struct AuditEntry {
     pub request_digest: Option<String>,
     /// Digest (hex) of the response payload.
     pub response_digest: Option<String>,
-    /// HTTP status returned to the caller.
+    /// HTTP status returned to the caller; 499 when the caller closed the connection first.
     pub status: u16,
     /// Problem slug when the exchange failed.
     pub problem: Option<String>,
@@ -214,7 +214,7 @@ pub(crate) mod testing {
 
     /// Opens the log at `path`, records entries `from..=to`, waits until written, closes it.
     pub(crate) fn write_log(path: &Path, alg: Algorithm, from: u64, to: u64) -> AuditLog {
-        let log = AuditLog::open(path, alg, "9.9.9", 64).unwrap();
+        let log = AuditLog::open(path, alg, "9.9.9", 64, super::Durability::Written).unwrap();
         (from..=to).for_each(|n| log.record(entry(n)));
         assert!(log.flush(WAIT));
         log

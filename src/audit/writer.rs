@@ -31,23 +31,39 @@ pub trait Sink: Send + 'static {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// How far a written batch has gone before the writer takes the next one (持久化).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On the disk (`fsync`): a power cut loses only records still queued.
+    Synced,
+    /// Handed to the operating system: a crash of the gateway loses nothing written, a power cut
+    /// may lose the last batches.
+    Written,
+}
+
 /// The real sink: a file opened for appending.
 #[derive(Debug)]
 pub struct FileSink {
     file: File,
+    durability: Durability,
 }
 
 impl FileSink {
     /// Writes to `file`, which must be opened in append mode.
-    pub fn new(file: File) -> FileSink {
-        FileSink { file }
+    pub fn new(file: File, durability: Durability) -> FileSink {
+        FileSink { file, durability }
     }
 }
 
 impl Sink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
-        self.file.flush()
+        self.file.flush()?;
+        // On the writer thread: a slow disk grows the next batch, it never holds up a request.
+        match self.durability {
+            Durability::Synced => self.file.sync_data(),
+            Durability::Written => Ok(()),
+        }
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -123,11 +139,17 @@ impl AuditLog {
     /// naming `version`. An existing log's chain is continued; a torn last line (crash mid-write)
     /// is closed with `\n` and left for [`super::verify`] to report. Refuses a file whose last
     /// line is not an audit record, rather than appending after it. `capacity`: queue length.
-    pub fn open(path: &Path, algorithm: Algorithm, version: &str, capacity: usize) -> Result<AuditLog, AuditError> {
+    pub fn open(
+        path: &Path,
+        algorithm: Algorithm,
+        version: &str,
+        capacity: usize,
+        durability: Durability,
+    ) -> Result<AuditLog, AuditError> {
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         let tail = read_tail(&mut file, path)?;
-        AuditLog::with_sink(FileSink::new(file), tail, algorithm, version, capacity)
+        AuditLog::with_sink(FileSink::new(file, durability), tail, algorithm, version, capacity)
     }
 
     /// Starts a writer on `sink`, continuing after `existing_tail` (seq, hash of the last record),
@@ -450,7 +472,7 @@ mod tests {
         assert!(lines(&path)[5].starts_with(r#"{"seq":5,"kind":"start""#));
         // Torn again, and closed by that restart, but nothing written after it: still opens.
         file.write_all(b"{\"seq\":8,\"ki\n").unwrap();
-        let log = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4).unwrap();
+        let log = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4, Durability::Synced).unwrap();
         assert!(log.flush(WAIT));
         assert_eq!(log.head().0, 8);
     }
@@ -463,14 +485,14 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"note\":\"edited by hand\"}\n").unwrap();
         let before = std::fs::read(&path).unwrap();
-        let error = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4).unwrap_err();
+        let error = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4, Durability::Synced).unwrap_err();
         assert!(matches!(error, AuditError::InvalidTail { line: 4, .. }), "{error}");
         assert!(error.to_string().contains("tongban audit verify"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         // A torn line after it changes nothing: still refused, and the file is left as it was.
         file.write_all(br#"{"seq":4,"#).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let error = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4).unwrap_err();
+        let error = AuditLog::open(&path, Algorithm::Sm3, "9.9.9", 4, Durability::Synced).unwrap_err();
         assert!(matches!(error, AuditError::InvalidTail { line: 4, .. }), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

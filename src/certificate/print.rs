@@ -99,7 +99,7 @@ pub async fn fetch(
     }
     x.operation = Some(Operation::Certificate);
     x.target = Some(adapter.name.clone());
-    let call = right.map(|right| Call { right, region: Some(&route.to.code), matter: None });
+    let call = right.map(|right| Call::to(right, &route.to.code, None));
     pipeline::admit(gateway, federation, x, &adapter, Operation::Certificate, call)?;
     let request = json!({ "certificate_id": certificate_id, "issuer_region": route.to.code });
     let answer = match freshness {
@@ -154,7 +154,7 @@ pub async fn fetch(
     if let Some(right) = right {
         let issuer = federation.regions.resolve(&certificate.issuer.region).map(|r| r.code.clone());
         let issuer = issuer.unwrap_or_else(|_| certificate.issuer.region.clone());
-        crate::proxy::admit::authorize(x, Call { right, region: Some(&issuer), matter: None })?;
+        crate::proxy::admit::authorize(x, Call::to(right, &issuer, None))?;
     }
     let outcome = verify::verify(&certificate, &adapter.certificate_keys, today(gateway));
     let label = match &outcome {
@@ -314,6 +314,8 @@ pub async fn create(
 ) -> Result<Reply, GatewayError> {
     let (desk, settings) = desk(gateway, federation)?;
     let request = decode_request(body, federation, settings.max_copies)?;
+    // The site prints where the partner is (异地打证): checked before anything reaches the issuer.
+    crate::proxy::admit::authorize(x, Call::operation(Right::Print).from(Some(&request.site.region)))?;
     let verified = fetch(
         gateway,
         federation,
@@ -592,9 +594,10 @@ pub async fn show(
     Ok(private(respond::json(StatusCode::OK, &job_json(&job, settings, &desk.key), &x.cx)))
 }
 
-/// The `print` right for the region that issued the job's certificate.
+/// The `print` right for the region that issued the job's certificate, from the job's site.
 fn authorize_job(x: &Exchange, job: &PrintJob) -> Result<(), GatewayError> {
-    crate::proxy::admit::authorize(x, Call { right: Right::Print, region: Some(&job.issuer_region), matter: None })
+    let call = Call::to(Right::Print, &job.issuer_region, None).from(Some(&job.site_region));
+    crate::proxy::admit::authorize(x, call)
 }
 
 /// `GET /v1/print-jobs/{id}/document`: the PDF.

@@ -32,6 +32,8 @@ pub struct AuditSettings {
     pub algorithm: crate::audit::Algorithm,
     /// Records waiting for the disk at most.
     pub queue: usize,
+    /// fsync after every batch.
+    pub fsync: bool,
 }
 
 /// Listener settings.
@@ -461,7 +463,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
                 "must be at least 1 (records waiting for the disk)".into(),
             );
         }
-        Some(AuditSettings { path: base.join(&audit.path), algorithm, queue: audit.queue.max(1) })
+        Some(AuditSettings { path: base.join(&audit.path), algorithm, queue: audit.queue.max(1), fsync: audit.fsync })
     });
     let printing = raw.printing.as_ref().and_then(|printing| {
         let at = KeyPath::root().key("printing");
@@ -894,6 +896,11 @@ fn compile_partners(
                 ),
             }
         }
+        // The partner's own region: validated like the region lists, the default of `allow.from`.
+        let home = raw_partner.province.as_ref().and_then(|code| {
+            let at = at.key("province");
+            region_code_prefix(code, doc, &at, regions, diagnostics).map(|prefix| vec![prefix])
+        });
         let partner = Partner {
             name: raw_partner.name.clone(),
             title: raw_partner.title.clone().unwrap_or_else(|| raw_partner.name.clone()),
@@ -905,10 +912,19 @@ fn compile_partners(
                 .map(|rate| adapter::limit_spec(format!("partner:{}", raw_partner.name), "partner", rate)),
             operations,
             rights: match &raw_partner.allow {
-                Some(allow) => compile_rights(allow, doc, &at.key("allow"), regions, matters, diagnostics),
-                // Deny by default once certificates identify partners.
+                Some(allow) => {
+                    let rights = compile_rights(allow, doc, &at.key("allow"), regions, matters, diagnostics);
+                    let from = match (&allow.from, home) {
+                        (Some(list), _) => region_list(list, doc, &at.key("allow").key("from"), regions, diagnostics),
+                        (None, Some(home)) => Allowed::Only(home),
+                        // Deny by default once certificates identify partners.
+                        (None, None) if by == IdentifyBy::Certificate => Allowed::Only(Vec::new()),
+                        (None, None) => Allowed::Any,
+                    };
+                    Rights { from, ..rights }
+                }
                 None if by == IdentifyBy::Certificate => Rights::none(),
-                None => Rights::all(),
+                None => Rights { from: home.map_or(Allowed::Any, Allowed::Only), ..Rights::all() },
             },
         };
         partners.push(PartnerEntry {
@@ -951,25 +967,7 @@ fn compile_rights(
         }
         Allowed::Only(set)
     };
-    let region_list = if any(&allow.regions) {
-        Allowed::Any
-    } else {
-        let mut prefixes = Vec::new();
-        for (i, code) in allow.regions.iter().enumerate() {
-            let shaped = matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit());
-            let full = format!("{code:0<6}");
-            if !shaped || regions.get(&full).is_none() {
-                doc.report(
-                    diagnostics,
-                    &at.key("regions").index(i),
-                    format!("'{code}' is not a region code in GB/T 2260; write a province (\"52\"), a city (\"4401\") or a county (\"440106\")"),
-                );
-                continue;
-            }
-            prefixes.push(crate::access::region_prefix(code).to_owned());
-        }
-        Allowed::Only(prefixes)
-    };
+    let region_list = region_list(&allow.regions, doc, &at.key("regions"), regions, diagnostics);
     let matter_list = if any(&allow.matters) {
         Allowed::Any
     } else {
@@ -984,5 +982,45 @@ fn compile_rights(
         }
         Allowed::Only(allow.matters.iter().cloned().collect())
     };
-    Rights { operations, regions: region_list, matters: matter_list }
+    Rights { operations, regions: region_list, matters: matter_list, from: Allowed::Any }
+}
+
+/// A list of region codes or prefixes (`["*"]`: all), each checked against GB/T 2260.
+fn region_list(
+    list: &[String],
+    doc: &super::source::SpannedDoc<'_>,
+    at: &KeyPath,
+    regions: &RegionTable,
+    diagnostics: &mut Diagnostics,
+) -> Allowed<Vec<String>> {
+    if list.iter().any(|item| item == "*") {
+        return Allowed::Any;
+    }
+    let prefixes = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, code)| region_code_prefix(code, doc, &at.index(i), regions, diagnostics))
+        .collect();
+    Allowed::Only(prefixes)
+}
+
+/// One region code or prefix ("52", "4401", "440106") as the prefix it stands for, or an error
+/// naming the key when it is not a region in GB/T 2260.
+fn region_code_prefix(
+    code: &str,
+    doc: &super::source::SpannedDoc<'_>,
+    at: &KeyPath,
+    regions: &RegionTable,
+    diagnostics: &mut Diagnostics,
+) -> Option<String> {
+    let shaped = matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit());
+    if !shaped || regions.get(&format!("{code:0<6}")).is_none() {
+        doc.report(
+            diagnostics,
+            at,
+            format!("'{code}' is not a region code in GB/T 2260; write a province (\"52\"), a city (\"4401\") or a county (\"440106\")"),
+        );
+        return None;
+    }
+    Some(crate::access::region_prefix(code).to_owned())
 }

@@ -57,6 +57,14 @@ pub struct RawAudit {
     /// is written into the chain, so requests never wait for the disk.
     #[serde(default = "default_audit_queue")]
     pub queue: usize,
+    /// fsync after every batch, so a power cut loses no record the writer wrote (default); false:
+    /// hand batches to the operating system only.
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_audit_algorithm() -> String {
@@ -232,7 +240,8 @@ pub struct RawPartner {
     /// Display title, e.g. "广东省政务服务数据管理局".
     #[serde(default)]
     pub title: Option<String>,
-    /// Province prefix, e.g. "44".
+    /// The partner's own province (or city) as a region code or prefix, e.g. "44": without
+    /// `allow.from`, the only regions its windows may accept in and its sites print in.
     #[serde(default)]
     pub province: Option<String>,
     /// Agency name.
@@ -267,6 +276,11 @@ pub struct RawAllow {
     pub regions: Vec<String>,
     /// Matter codes (事项编码) from the matter list.
     pub matters: Vec<String>,
+    /// Regions the partner acts from — where its windows accept (受理地) and its sites print
+    /// (打证地) — as codes or prefixes; absent: the partner's `province` (under mutual TLS without
+    /// a province: none).
+    #[serde(default)]
+    pub from: Option<Vec<String>>,
 }
 
 /// `[limits]`.

@@ -55,8 +55,10 @@ use std::task::{Context, Poll, Waker, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Builds the complete HTTP/1.1 response (status line, headers, body) that refuses a violation.
-/// It is called once per refused connection, so it is also the place to log or count.
-pub type Refusal = Arc<dyn Fn(&FramingViolation) -> Vec<u8> + Send + Sync>;
+/// It is called once per refused connection, so it is also the place to log, count and audit.
+/// The bytes are what the guard held when it refused: the refused head (up to the head limit)
+/// and whatever followed it in the same reads. They are never released to hyper.
+pub type Refusal = Arc<dyn Fn(&FramingViolation, &[u8]) -> Vec<u8> + Send + Sync>;
 
 /// Largest read into the head buffer at once.
 const READ_CHUNK: usize = 8 * 1024;
@@ -230,7 +232,7 @@ pub fn refusal_response(violation: &FramingViolation, request_id: &str) -> Vec<u
 }
 
 /// [`refusal_response`] with a fixed request id (tests, tools).
-pub fn default_refusal(violation: &FramingViolation) -> Vec<u8> {
+pub fn default_refusal(violation: &FramingViolation, _held: &[u8]) -> Vec<u8> {
     refusal_response(violation, "framing")
 }
 
@@ -296,7 +298,7 @@ impl<S> FramingGuard<S> {
     }
 
     fn refuse(&mut self, violation: FramingViolation) {
-        let response = (self.refusal)(&violation);
+        let response = (self.refusal)(&violation, &self.pending);
         self.refused = Some(Refused { violation, response, written: 0 });
         // The refused bytes are never released.
         self.pending = Vec::new();
@@ -1281,7 +1283,7 @@ mod tests {
 
     #[test]
     fn default_refusal_is_a_complete_response() {
-        let mut raw = default_refusal(&FramingViolation::InvalidContentLength("+5".into()));
+        let mut raw = default_refusal(&FramingViolation::InvalidContentLength("+5".into()), b"");
         let reply = parse_reply(&mut raw, false).unwrap();
         assert!(raw.is_empty());
         assert_problem(&reply, 400, "request-framing");

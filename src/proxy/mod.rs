@@ -364,6 +364,7 @@ pub async fn start_with(
                     settings.algorithm,
                     env!("CARGO_PKG_VERSION"),
                     settings.queue,
+                    if settings.fsync { crate::audit::Durability::Synced } else { crate::audit::Durability::Written },
                 )
             })
             .await;
@@ -389,7 +390,7 @@ pub async fn start_with(
     let public_options = server::ListenerOptions {
         max_connections,
         tls,
-        framing: Some((framing_limits, framing_refusal(gateway.metrics.clone()))),
+        framing: Some((framing_limits, framing_refusal(gateway.metrics.clone(), gateway.audit.clone()))),
         handshake_failures: Some(gateway.metrics.tls_handshake_failures.with_label_values(&[] as &[&str])),
     };
     let mut tasks = vec![tokio::spawn(server::serve(
@@ -418,12 +419,15 @@ pub async fn start_with(
     Ok(Running { public: public_addr, admin: admin_addr, gateway, shutdown, tasks })
 }
 
-/// The framing guard's refusal, counted and logged under a fresh request id.
-fn framing_refusal(metrics: Arc<Metrics>) -> framing::Refusal {
-    Arc::new(move |violation: &framing::FramingViolation| {
+/// The framing guard's refusal, counted, logged and audited under a fresh request id.
+fn framing_refusal(metrics: Arc<Metrics>, audit: Option<crate::audit::AuditLog>) -> framing::Refusal {
+    Arc::new(move |violation: &framing::FramingViolation, held: &[u8]| {
         metrics.framing_refusals.with_label_values(&[violation.slug()]).inc();
         let request_id = uuid::Uuid::now_v7().to_string();
         tracing::info!(request_id = %request_id, status = violation.status(), problem = violation.slug(), "Request refused for its framing.");
+        if let Some(audit) = &audit {
+            audit.record(pipeline::refused_framing_entry(audit.algorithm(), &request_id, violation, held));
+        }
         framing::refusal_response(violation, &request_id)
     })
 }

@@ -75,20 +75,31 @@ pub async fn handle(
     let cx = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let mut x = Exchange {
-        cx,
-        caller: None,
-        target: None,
-        operation: None,
-        kind: None,
-        headers: Vec::new(),
-        from_region: None,
-        to_region: None,
-        matter: None,
-        request_digest: None,
+    let mut pending = Unanswered {
+        gateway: &gateway,
+        method: &method,
+        path: &path,
+        started,
+        answered: false,
+        x: Exchange {
+            cx,
+            caller: None,
+            target: None,
+            operation: None,
+            kind: None,
+            headers: Vec::new(),
+            from_region: None,
+            to_region: None,
+            matter: None,
+            request_digest: None,
+        },
     };
+    let dispatched = dispatch(&gateway, request, peer, &mut pending.x).await;
+    // From here on nothing waits on the caller: the exchange is answered.
+    pending.answered = true;
+    let x = &pending.x;
     let mut problem_slug = None;
-    let mut reply = match dispatch(&gateway, request, peer, &mut x).await {
+    let mut reply = match dispatched {
         Ok(reply) => reply,
         Err(error) => {
             let spec = error.spec();
@@ -121,9 +132,9 @@ pub async fn handle(
             reply.headers_mut().insert(*name, value);
         }
     }
-    record(&gateway, &x, reply.status(), started);
+    record(&gateway, x, reply.status(), started);
     if let Some(audit) = &gateway.audit {
-        reply = audited(audit, &x, reply, &method, endpoint(&path), problem_slug, started).await;
+        reply = audited(audit, x, reply, &method, endpoint(&path), problem_slug, started).await;
     }
     tracing::debug!(request_id = %x.cx.request_id, %method, %path, status = reply.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request answered.");
     Ok(reply)
@@ -144,12 +155,26 @@ async fn audited(
     let (parts, body) = reply.into_parts();
     // A full body is already in memory: collecting it is immediate and copies nothing.
     let bytes = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
-    let algorithm = audit.algorithm();
+    let response_digest = (!bytes.is_empty()).then(|| audit.algorithm().digest_hex(&bytes));
+    audit.record(audit_entry(x, method, endpoint, parts.status.as_u16(), problem, response_digest, started));
+    Reply::from_parts(parts, http_body_util::Full::new(bytes))
+}
+
+/// The audit record of one exchange, from what the stages learnt about it.
+fn audit_entry(
+    x: &Exchange,
+    method: &Method,
+    endpoint: String,
+    status: u16,
+    problem: Option<&'static str>,
+    response_digest: Option<String>,
+    started: Instant,
+) -> crate::audit::AuditEntry {
     let from = x.from_region.clone().or_else(|| match &x.caller {
         Some(Caller::Partner(partner)) => partner.province.clone(),
         _ => None,
     });
-    audit.record(crate::audit::AuditEntry {
+    crate::audit::AuditEntry {
         time: chrono::Utc::now(),
         request_id: x.cx.request_id.clone(),
         partner: caller_name(x).to_owned(),
@@ -162,12 +187,86 @@ async fn audited(
         method: method.to_string(),
         path_kind: endpoint,
         request_digest: x.request_digest.clone(),
-        response_digest: (!bytes.is_empty()).then(|| algorithm.digest_hex(&bytes)),
-        status: parts.status.as_u16(),
+        response_digest,
+        status,
         problem: problem.map(str::to_owned),
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    });
-    Reply::from_parts(parts, http_body_util::Full::new(bytes))
+    }
+}
+
+/// The audit record of a request the framing guard refused before it was parsed (smuggling
+/// shapes, oversize or malformed heads): nobody is identified yet and nothing was routed; the
+/// digest is over the bytes the guard held, so a kept copy of the attempt can be matched.
+pub(crate) fn refused_framing_entry(
+    algorithm: crate::audit::Algorithm,
+    request_id: &str,
+    violation: &super::framing::FramingViolation,
+    held: &[u8],
+) -> crate::audit::AuditEntry {
+    let mut request_line = held.split(|byte| *byte == b'\n').next().unwrap_or_default().split(|byte| *byte == b' ');
+    // Only a method-shaped token is kept: the bytes are whatever the client sent.
+    let method = request_line.next().filter(|m| (1..=16).contains(&m.len()) && m.iter().all(u8::is_ascii_uppercase));
+    let target = request_line.next().and_then(|target| std::str::from_utf8(target).ok()).unwrap_or_default();
+    crate::audit::AuditEntry {
+        time: chrono::Utc::now(),
+        request_id: request_id.to_owned(),
+        partner: "unidentified".to_owned(),
+        from: None,
+        to: None,
+        to_region: None,
+        route_kind: None,
+        matter: None,
+        operation: None,
+        method: method.map(|m| String::from_utf8_lossy(m).into_owned()).unwrap_or_else(|| "-".to_owned()),
+        path_kind: endpoint(target),
+        request_digest: (!held.is_empty()).then(|| algorithm.digest_hex(held)),
+        response_digest: None,
+        status: violation.status(),
+        problem: Some(violation.slug().to_owned()),
+        latency_us: 0,
+    }
+}
+
+/// The status recorded for an exchange the caller abandoned (nginx's "client closed request"):
+/// never sent, only counted and audited.
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// An exchange still being handled. When the caller closes its connection before the answer,
+/// hyper drops the handler future mid-stage; this guard's drop still counts the request and
+/// writes its audit record (`499`, `client-closed`), with what the stages had learnt by then —
+/// an application may already have reached the platform or the acceptance store.
+struct Unanswered<'a> {
+    gateway: &'a Gateway,
+    method: &'a Method,
+    path: &'a str,
+    started: Instant,
+    answered: bool,
+    x: Exchange,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
+        record(self.gateway, &self.x, status, self.started);
+        tracing::info!(
+            request_id = %self.x.cx.request_id,
+            method = %self.method,
+            path = %self.path,
+            source = self.x.caller.as_ref().map(Caller::name).unwrap_or(""),
+            platform = self.x.target.as_deref().unwrap_or(""),
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "Request abandoned: the caller closed the connection before the answer."
+        );
+        if let Some(audit) = &self.gateway.audit {
+            let endpoint = endpoint(self.path);
+            let entry =
+                audit_entry(&self.x, self.method, endpoint, CLIENT_CLOSED, Some("client-closed"), None, self.started);
+            audit.record(entry);
+        }
+    }
 }
 
 /// The endpoint a path names, with ids and tokens left out (they may be personal).
@@ -385,8 +484,9 @@ async fn submit(
     let route = route::application(federation, &app.matter.code, app.mode, accepting, handling)?;
     x.routed(&route.adapter, Operation::Submit);
     x.kind = route.kind;
-    let call = Call { right: Right::Submit, region: Some(&route.to.code), matter: Some(&app.matter.code) };
-    x.from_region = route.from.as_ref().map(|from| from.code.clone());
+    let from = route.from.as_ref().map(|from| from.code.as_str());
+    let call = Call::to(Right::Submit, &route.to.code, Some(&app.matter.code)).from(from);
+    x.from_region = from.map(str::to_owned);
     admit(gateway, federation, x, &route.adapter, Operation::Submit, Some(call))?;
     // Platforms validate against today's division table: send the current codes; the answer's
     // route.retired_codes tells the caller which codes were replaced.
@@ -431,7 +531,7 @@ async fn status(
     let mut request = doc.clone();
     request["handling_region"] = Value::String(route.to.code.clone());
     x.routed(&route.adapter, Operation::Status);
-    let call = Call { right: Right::Status, region: Some(&route.to.code), matter: None };
+    let call = Call::to(Right::Status, &route.to.code, None);
     admit(gateway, federation, x, &route.adapter, Operation::Status, Some(call))?;
     let answer = lookup(gateway, x, &route.adapter, Operation::Status, &request, status_answer).await?;
     let (case_id, state) = case_and_state(&route.adapter.name, &answer)?;
@@ -456,7 +556,7 @@ async fn matters(
     let route = route::platform(federation, region)?;
     let request = json!({ "region": route.to.code });
     x.routed(&route.adapter, Operation::Matters);
-    let call = Call { right: Right::Matters, region: Some(&route.to.code), matter: None };
+    let call = Call::to(Right::Matters, &route.to.code, None);
     admit(gateway, federation, x, &route.adapter, Operation::Matters, Some(call))?;
     let answer = lookup(gateway, x, &route.adapter, Operation::Matters, &request, matters_answer).await?;
     let listed: Vec<Value> = answer["matters"]
