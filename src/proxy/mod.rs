@@ -138,13 +138,22 @@ impl Gateway {
                 // TLS or client certificates on or off needs a restart, so such a reload is refused.
                 let running = self.federation().server.tls.as_ref().map(|tls| tls.client_auth);
                 let asked = federation.server.tls.as_ref().map(|tls| tls.client_auth);
+                let mut prepared = None;
                 let refusal = if running != asked {
                     Some(format!(
                         "changes TLS or client_auth ({running:?} → {asked:?}); that takes a restart, the running configuration keeps serving"
                     ))
-                } else if let Some(files) = &federation.server.tls {
-                    // Checked before anything is swapped, so a bad key leaves everything as it was.
-                    crate::tls::server_config(files).err().map(|error| error.to_string())
+                } else if let Some(files) = federation.server.tls.clone() {
+                    // Built before anything is swapped, so a bad key leaves everything as it was;
+                    // on a blocking thread, since it reads the certificate and key files.
+                    match tokio::task::spawn_blocking(move || crate::tls::server_config(&files)).await {
+                        Ok(Ok(config)) => {
+                            prepared = Some(config);
+                            None
+                        }
+                        Ok(Err(error)) => Some(error.to_string()),
+                        Err(error) => Some(format!("the TLS loading task failed: {error}")),
+                    }
                 } else {
                     None
                 };
@@ -174,10 +183,8 @@ impl Gateway {
                 }
                 self.apply(federation).await;
                 // New handshakes use renewed certificates from here on; open connections keep theirs.
-                if let (Some(acceptor), Some(files)) = (&self.tls, tls_files)
-                    && let Err(error) = acceptor.reload_from(files)
-                {
-                    tracing::error!(error = %error, "The listener's TLS files changed during the reload; the previous ones keep serving.");
+                if let (Some(acceptor), Some(files), Some(config)) = (&self.tls, tls_files, prepared) {
+                    acceptor.install(files, config);
                 }
                 self.metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!(reason, warnings = warnings.len(), "Configuration reloaded.");

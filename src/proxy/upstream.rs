@@ -73,7 +73,7 @@ impl Upstream {
     }
 
     /// The client for one platform: its own TLS client, or the shared plain one.
-    fn pooled(&self, adapter: &Adapter) -> Result<Pooled, GatewayError> {
+    async fn pooled(&self, adapter: &Adapter) -> Result<Pooled, GatewayError> {
         let Some(files) = &adapter.tls else { return Ok(Pooled::Plain(self.client(adapter.connect_timeout))) };
         if let Ok(clients) = self.tls_clients.read()
             && let Some((known, timeout, client)) = clients.get(&adapter.name)
@@ -82,7 +82,14 @@ impl Upstream {
         {
             return Ok(Pooled::Tls(client.clone()));
         }
-        let connector = crate::tls::platform_connector(files, adapter.connect_timeout).map_err(|error| {
+        // Read the PEM files on a blocking thread: the first call after a start or a reload.
+        let (owned, timeout) = (files.clone(), adapter.connect_timeout);
+        let built = tokio::task::spawn_blocking(move || crate::tls::platform_connector(&owned, timeout)).await;
+        let connector = match built {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(error) => Err(format!("the TLS loading task failed: {error}")),
+        };
+        let connector = connector.map_err(|error| {
             // The cause names local files: it goes to the operator's log, not to the caller.
             tracing::error!(platform = %adapter.name, error = %error, "TLS to the platform cannot be set up.");
             GatewayError::UpstreamUnreachable {
@@ -123,7 +130,7 @@ impl Upstream {
 
     /// Sends a request to a platform and reads the whole answer within the adapter's timeout.
     pub async fn send(&self, adapter: &Adapter, request: http::Request<Full<Bytes>>) -> Result<Answer, GatewayError> {
-        let client = self.pooled(adapter)?;
+        let client = self.pooled(adapter).await?;
         let limit = self.settings.response_limit;
         let exchange = async {
             let response = client.request(request).await.map_err(|err| GatewayError::UpstreamUnreachable {

@@ -100,14 +100,13 @@ impl TlsAcceptor {
         Ok(())
     }
 
-    /// Switches to other files (a changed configuration). On error nothing changes.
-    pub fn reload_from(&self, files: ServerTlsFiles) -> Result<(), TlsError> {
+    /// Switches to other files (a changed configuration) and the configuration already built
+    /// from them with [`server_config`] — off the async runtime, since it reads the files.
+    pub fn install(&self, files: ServerTlsFiles, config: Arc<ServerConfig>) {
         let mut current = self.files.lock().unwrap_or_else(PoisonError::into_inner);
-        let config = server_config(&files)?;
         self.config.store(config);
         tracing::info!(cert = %files.cert.display(), "TLS configuration switched.");
         *current = files;
-        Ok(())
     }
 
     /// The configuration new handshakes use now.
@@ -272,16 +271,17 @@ mod tests {
     }
 
     #[test]
-    fn watched_paths_and_reload_from() {
+    fn watched_paths_follow_the_installed_files() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         pki(a.path());
         pki(b.path());
         let acceptor = TlsAcceptor::new(gateway_files(a.path(), ClientAuth::Required)).unwrap();
         assert_eq!(acceptor.watched_paths().len(), 3);
         let broken = ServerTlsFiles { client_ca: None, ..gateway_files(b.path(), ClientAuth::Required) };
-        assert!(acceptor.reload_from(broken).unwrap_err().to_string().contains("no client_ca is set"));
+        assert!(server_config(&broken).unwrap_err().to_string().contains("no client_ca is set"));
         assert!(acceptor.watched_paths()[0].starts_with(a.path()));
-        acceptor.reload_from(gateway_files(b.path(), ClientAuth::Off)).unwrap();
+        let files = gateway_files(b.path(), ClientAuth::Off);
+        acceptor.install(files.clone(), server_config(&files).unwrap());
         assert_eq!(
             acceptor.watched_paths(),
             vec![b.path().join("gateway.pem"), b.path().join("gateway.key"), b.path().join("ca.pem")]
