@@ -244,6 +244,12 @@ pub enum GatewayError {
         /// What conflicts.
         detail: String,
     },
+    /// The `Idempotency-Key` names the caller's acceptance of another application.
+    #[error("{detail}")]
+    IdempotencyKeyReused {
+        /// Which application the key belongs to, and the fix.
+        detail: String,
+    },
     /// No acceptance has that receipt number.
     #[error("no acceptance has receipt '{receipt}'; use the receipt from the 202 answer")]
     UnknownReceipt {
@@ -487,6 +493,9 @@ impl GatewayError {
             GatewayError::AcceptanceConflict { .. } => {
                 spec(409, "acceptance-conflict", "Accepted before under another key", Downstream, false)
             }
+            GatewayError::IdempotencyKeyReused { .. } => {
+                spec(409, "idempotency-key-reused", "Idempotency-Key used for another application", Downstream, false)
+            }
             GatewayError::InvalidRequest { .. } => spec(422, "invalid-request", "Invalid request", Downstream, false),
             GatewayError::NoCertificateLibrary { .. } => {
                 spec(404, "no-certificate-library", "The issuing platform has no certificate lookup", Downstream, false)
@@ -551,7 +560,9 @@ impl GatewayError {
                 serde_json::json!({ "reason": code, "field": field })
             }
             GatewayError::BadQuery { name, .. } => serde_json::json!({ "field": format!("?{name}") }),
-            GatewayError::BadIdempotencyKey { .. } => serde_json::json!({ "field": "header:Idempotency-Key" }),
+            GatewayError::BadIdempotencyKey { .. } | GatewayError::IdempotencyKeyReused { .. } => {
+                serde_json::json!({ "field": "header:Idempotency-Key" })
+            }
             GatewayError::Forbidden { partner, right, value } => serde_json::json!({
                 "partner": partner,
                 "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }

@@ -56,11 +56,34 @@ async fn an_acceptance_is_committed_then_delivered_and_resubmission_is_idempoten
     assert_eq!(first.header("location"), Some(format!("/v1/acceptances/{receipt}").as_str()));
 
     // The same key (even with another body) and the same application id both give the same receipt.
-    let again = accept(&harness, &acceptance("0194f3a0-7c00-7000-8000-00000000a0ff"), Some("window-key-1")).await;
+    let mut changed = body.clone();
+    changed["application"]["applicant"]["phone"] = "13900139000".into();
+    let again = accept(&harness, &changed, Some("window-key-1")).await;
     assert_eq!(again.json()["receipt"], receipt.as_str());
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     let by_id = accept(&harness, &body, None).await;
     assert_eq!(by_id.json()["receipt"], receipt.as_str());
+
+    // The key for another application: refused, naming the application it belongs to — a replay
+    // would tell the window its second application was accepted when it never was.
+    let other = acceptance("0194f3a0-7c00-7000-8000-00000000a0ff");
+    let reused = accept(&harness, &other, Some("window-key-1")).await;
+    assert_eq!(reused.status, 409, "{}", reused.text());
+    let problem = reused.json();
+    assert_eq!(problem["type"], "urn:tongban:problem:idempotency-key-reused");
+    assert_eq!(problem["field"], "header:Idempotency-Key");
+    assert!(problem["detail"].as_str().unwrap().contains("0194f3a0-7c00-7000-8000-00000000a001"), "{problem}");
+
+    // Keys are each partner's own: the Guangdong window's "window-key-1" is a new acceptance.
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", "window-key-1"),
+        ("x-api-key", "gd-window-demo-key"),
+    ];
+    let theirs = harness.gateway("POST", "/v1/acceptances", &headers, other.to_string().into_bytes()).await;
+    assert_eq!(theirs.status, 202, "{}", theirs.text());
+    assert_ne!(theirs.json()["receipt"], receipt.as_str());
+    assert_eq!(theirs.header("idempotent-replayed"), None);
 
     let delivered = wait_for(&harness, &receipt, |a| a["state"] == "delivered").await;
     assert!(delivered["province_case_id"].as_str().unwrap().starts_with("GZ2026"), "{delivered}");
@@ -424,6 +447,18 @@ async fn materials_uploaded_as_parts_are_stored_by_digest_and_reach_the_platform
     let content = base64::engine::general_purpose::STANDARD.decode(sent["cl"][0]["nr"].as_str().unwrap()).unwrap();
     assert_eq!(content, scan);
     assert_eq!(sent["cl"][0]["zy"], digest.as_str());
+
+    // The audit record's request digest is over the application document part, as sent (the
+    // scan is in the material store under its own digest, which the document references).
+    let audit = harness.running.gateway.audit.as_ref().unwrap();
+    assert!(audit.flush(Duration::from_secs(10)));
+    let log = std::fs::read_to_string(harness.store_dir.path().join("audit.log")).unwrap();
+    let record: Value = log
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|record| record["path_kind"] == "/v1/acceptances" && record["method"] == "POST")
+        .unwrap();
+    assert_eq!(record["request_digest"], tongban::audit::Algorithm::Sm3.digest_hex(document.to_string().as_bytes()));
     harness.stop().await;
 }
 

@@ -68,6 +68,7 @@ fn store_error(err: StoreError) -> GatewayError {
         StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
             GatewayError::AcceptanceConflict { detail: err.to_string() }
         }
+        StoreError::KeyReused { .. } => GatewayError::IdempotencyKeyReused { detail: err.to_string() },
         // The store's own check of what the caller sent: the caller's to fix, not a fault.
         StoreError::InvalidInput { field, reason } => {
             GatewayError::InvalidRequest { errors: vec![FieldError { field: field.to_owned(), detail: reason }] }
@@ -230,6 +231,14 @@ async fn store_materials(
     Ok(())
 }
 
+/// The key as stored: each partner's keys are its own, so one window can neither collide with
+/// another's key nor read another's receipt by guessing it. Keys are visible ASCII, so the space
+/// cannot occur in one and the partner's name ends at the last space.
+fn partner_scoped(x: &Exchange, key: &str) -> String {
+    let partner = x.caller.as_ref().map(crate::identity::Caller::name).unwrap_or("unidentified");
+    format!("{partner} {key}")
+}
+
 /// `POST /v1/acceptances`: validate, route, commit, then acknowledge with a receipt.
 pub async fn accept(
     gateway: &Gateway,
@@ -330,7 +339,7 @@ pub async fn accept(
     let joint = joint_rule.map(|rule| joint::fan_out(rule, &doc, accepted_at));
     let new = NewAcceptance {
         application_id: app.application_id.clone().unwrap_or_default(),
-        idempotency_key,
+        idempotency_key: idempotency_key.map(|key| partner_scoped(x, &key)),
         target: route.adapter.name.clone(),
         matter_code: app.matter.code.clone(),
         window_id: site.window_id.clone(),

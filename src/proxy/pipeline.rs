@@ -379,6 +379,10 @@ async fn dispatch(
                 let upload =
                     crate::acceptance::upload(gateway, &federation, &content_type, request.into_body()).await?;
                 let document = upload.document.clone();
+                // The materials are stored by their own digests and referenced in the document.
+                if let Some(audit) = &gateway.audit {
+                    x.request_digest = Some(audit.algorithm().digest_hex(&document));
+                }
                 crate::acceptance::accept(gateway, x, &document, key, Some(upload)).await
             } else {
                 let bytes = read_body(gateway, &federation, request, x).await?;

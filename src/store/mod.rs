@@ -428,6 +428,17 @@ pub enum StoreError {
         /// The existing receipt number.
         receipt: String,
     },
+    /// The idempotency key names an acceptance of another application.
+    #[error(
+        "this Idempotency-Key was used for application {application_id} (receipt {receipt}); \
+         send each application under its own key"
+    )]
+    KeyReused {
+        /// The application the key was first used for.
+        application_id: String,
+        /// Its receipt number.
+        receipt: String,
+    },
     /// An argument was unusable.
     #[error("invalid {field}: {reason}")]
     InvalidInput {

@@ -397,6 +397,10 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
     if let Some(key) = &new.idempotency_key
         && let Some(existing) = find_by(tx, "idempotency_key", key).map_err(db(op))?
     {
+        // A key names one application: replaying another's receipt would hide a lost application.
+        if existing.application_id != new.application_id {
+            return Err(StoreError::KeyReused { application_id: existing.application_id, receipt: existing.receipt });
+        }
         return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
     }
     if let Some(existing) = find_by(tx, "application_id", &new.application_id).map_err(db(op))? {
@@ -1025,6 +1029,19 @@ mod tests {
         assert_eq!(store.get(&first.receipt).unwrap().unwrap().document, r#"{"application_id":"app-1"}"#);
         assert_eq!(store.list(None, 10).unwrap().len(), 1);
         assert_eq!(kinds(&store, &first.receipt), ["accepted"]);
+    }
+
+    #[test]
+    fn a_key_names_one_application() {
+        let store = SqliteStore::in_memory().unwrap();
+        let first = store.accept(new("app-1", Some("k1"), T0)).unwrap();
+        match store.accept(new("app-2", Some("k1"), T0 + 5_000)) {
+            Err(StoreError::KeyReused { application_id, receipt }) => {
+                assert_eq!((application_id.as_str(), receipt.as_str()), ("app-1", first.receipt.as_str()));
+            }
+            other => panic!("expected KeyReused, got {other:?}"),
+        }
+        assert_eq!(store.list(None, 10).unwrap().len(), 1, "nothing written");
     }
 
     #[test]
