@@ -38,9 +38,13 @@ fn the_shipped_configuration_passes_check_with_every_mapping_test() {
 #[test]
 fn every_sample_config_loads() {
     // The mutual-TLS demo needs the demo certificates, which are generated, never committed.
-    if !root().join("config/tls/ca.pem").exists() {
+    let tls = root().join("config/tls");
+    if !tls.join("ca.pem").exists() {
         let partners = ["guangdong-window", "hunan-window"];
-        tongban::tls::generate_demo_pki(&root().join("config/tls"), &partners, &[], false).unwrap();
+        tongban::tls::generate_demo_pki(&tls, &partners, &[], false).unwrap();
+    } else if !tls.join("crl.pem").exists() {
+        // Made by an older `certs init`: the revocation list came later.
+        tongban::tls::revoke_demo_partners(&tls, &[]).unwrap();
     }
     for entry in std::fs::read_dir(root().join("config")).unwrap().flatten() {
         let path = entry.path();

@@ -38,6 +38,7 @@ fn listener_files(dir: &Path) -> ServerTlsFiles {
         key: dir.join("gateway.key"),
         client_ca: Some(dir.join("ca.pem")),
         client_auth: ClientAuth::Required,
+        client_crl: Vec::new(),
     }
 }
 
@@ -222,6 +223,7 @@ async fn tls_platform(
         key: dir.join("platform-guizhou.platform.tongban.test.key"),
         client_ca: client_ca.map(Path::to_path_buf),
         client_auth: if client_ca.is_some() { ClientAuth::Required } else { ClientAuth::Off },
+        client_crl: Vec::new(),
     };
     let acceptor = Arc::new(tongban::tls::TlsAcceptor::new(files).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -303,5 +305,47 @@ async fn platforms_are_reached_over_tls_with_their_ca_pinned_and_the_gateway_cer
     let answer = harness.get("/v1/matters?region=520102").await;
     assert_eq!(answer.status, 502, "{}", answer.text());
     assert!(harness.received("guizhou").await.is_empty());
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_partner_certificate_is_refused_and_a_new_list_is_read_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    tongban::tls::revoke_demo_partners(dir.path(), &[HUNAN]).unwrap();
+    let files = ServerTlsFiles { client_crl: vec![dir.path().join("crl.pem")], ..listener_files(dir.path()) };
+    let harness = Harness::start_with(demo_federation(), move |federation| {
+        federation.server.tls = Some(files.clone());
+        federation.identities = identities();
+    })
+    .await;
+    let address = harness.running.public;
+    let ca = dir.path().join("ca.pem");
+    let failures = || harness.running.gateway.metrics.tls_handshake_failures.with_label_values(&[] as &[&str]).get();
+    let matters = "/v1/matters?region=520102";
+
+    // Guangdong is not on the list: served. (Were the list not the CA's own, its status would be
+    // unknown and it would be refused too.)
+    let guangdong = client(&ca, Some((dir.path(), GUANGDONG)));
+    assert_eq!(get(&guangdong, address, matters, &[]).await.unwrap().status, 200);
+    // Hunan's certificate is revoked: no handshake.
+    let error = get(&client(&ca, Some((dir.path(), HUNAN))), address, matters, &[]).await.unwrap_err();
+    assert!(error.to_lowercase().contains("revoked"), "{error}");
+    assert_eq!(failures(), 1);
+
+    // A new list without Hunan, then a reload: its certificate identifies it again (403: under
+    // mutual TLS it has no rights, but it got past the handshake).
+    tongban::tls::revoke_demo_partners(dir.path(), &[]).unwrap();
+    let answer = harness.admin("POST", "/admin/reload", Vec::new()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let answer = get(&client(&ca, Some((dir.path(), HUNAN))), address, matters, &[]).await.unwrap();
+    assert_eq!(answer.status, 403, "{}", answer.text());
+
+    // A damaged list is refused by the reload, naming the file; the last good list keeps serving.
+    std::fs::write(dir.path().join("crl.pem"), "not a revocation list").unwrap();
+    let answer = harness.admin("POST", "/admin/reload", Vec::new()).await;
+    assert!(answer.status >= 400, "{} {}", answer.status, answer.text());
+    assert!(answer.text().contains("crl.pem"), "the refusal names the file: {}", answer.text());
+    assert_eq!(get(&guangdong, address, matters, &[]).await.unwrap().status, 200);
     harness.stop().await;
 }

@@ -1,6 +1,7 @@
 //! `tongban certs init`: a demo PKI (演示证书) so the demo federation runs with mutual TLS on a
 //! fresh machine — a CA, the gateway's server and client certificates, one client certificate
-//! per demo partner and a server certificate for a demo platform.
+//! per demo partner, a server certificate for a demo platform and the CA's (empty) revocation
+//! list. `tongban certs revoke` rewrites that list (吊销) to try revocation out.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,12 +25,40 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Rewrite the demo CA's revocation list (crl.pem) so that it revokes exactly these
+    /// partners' certificates; with no names, nothing is revoked.
+    Revoke {
+        /// The demo PKI's directory.
+        #[arg(long, default_value = "config/tls")]
+        out: std::path::PathBuf,
+        /// Partner names, as in partner-<name>.pem.
+        partners: Vec<String>,
+    },
 }
 
 /// Runs a `certs` command.
 pub fn run(command: CertsCommand) -> ExitCode {
     match command {
         CertsCommand::Init { out, force } => init(&out, force),
+        CertsCommand::Revoke { out, partners } => revoke(&out, &partners),
+    }
+}
+
+fn revoke(out: &Path, partners: &[String]) -> ExitCode {
+    let names: Vec<&str> = partners.iter().map(String::as_str).collect();
+    match crate::tls::revoke_demo_partners(out, &names) {
+        Ok(path) => {
+            let revoked = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+            println!(
+                "{} now revokes: {revoked}. A gateway whose [server.tls] client_crl lists it reads it at the next reload (at once with watch = true).",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -443,6 +443,7 @@ pub fn load(config_path: &Path) -> Result<(Federation, Diagnostics), Diagnostics
     if let Some(tls) = &server_tls {
         sources.extend([tls.cert.clone(), tls.key.clone()]);
         sources.extend(tls.client_ca.clone());
+        sources.extend(tls.client_crl.iter().cloned());
     }
     let audit = raw.audit.as_ref().and_then(|audit| {
         let at = KeyPath::root().key("audit");
@@ -768,22 +769,31 @@ fn compile_server_tls(
         }
     };
     let mut missing = false;
-    let mut file = |key: &str, path: &str| {
+    let mut file = |key: KeyPath, path: &str, fix: &str| {
         let resolved = base.join(path);
         if !resolved.is_file() {
             missing = true;
-            report_config(
-                parsed,
-                diagnostics,
-                &at.key(key),
-                format!("{} does not exist; tongban certs init --out <dir> makes demo files", resolved.display()),
-            );
+            report_config(parsed, diagnostics, &key, format!("{} does not exist; {fix}", resolved.display()));
         }
         resolved
     };
-    let cert = file("cert", &tls.cert);
-    let key = file("key", &tls.key);
-    let client_ca = tls.client_ca.as_ref().map(|path| file("client_ca", path));
+    const DEMO_FILES: &str = "tongban certs init --out <dir> makes demo files";
+    let cert = file(at.key("cert"), &tls.cert, DEMO_FILES);
+    let key = file(at.key("key"), &tls.key, DEMO_FILES);
+    let client_ca = tls.client_ca.as_ref().map(|path| file(at.key("client_ca"), path, DEMO_FILES));
+    let crl_fix =
+        "give the revocation list (PEM 'X509 CRL') of a CA in client_ca, or `tongban certs revoke` for the demo CA";
+    let client_crl: Vec<PathBuf> = (tls.client_crl.iter().enumerate())
+        .map(|(i, path)| file(at.key("client_crl").index(i), path, crl_fix))
+        .collect();
+    if client_auth == ClientAuth::Off && !client_crl.is_empty() {
+        report_config(
+            parsed,
+            diagnostics,
+            &at.key("client_crl"),
+            "revocation lists apply to client certificates, which client_auth = \"off\" does not ask for; remove client_crl or ask for certificates".into(),
+        );
+    }
     if client_auth != ClientAuth::Off && client_ca.is_none() {
         report_config(
             parsed,
@@ -800,7 +810,7 @@ fn compile_server_tls(
             "anonymous callers cannot be combined with client certificates (they would bypass deny-by-default); set access.anonymous = false".into(),
         );
     }
-    let files = ServerTlsFiles { cert, key, client_ca, client_auth };
+    let files = ServerTlsFiles { cert, key, client_ca, client_auth, client_crl };
     // The listener's own loader: a key that does not match, an empty CA, a bad PEM.
     if !missing && let Err(error) = crate::tls::server_config(&files) {
         report_config(parsed, diagnostics, &at, error.to_string());

@@ -442,6 +442,9 @@ pub struct RawServerTls {
     /// certificate identifies when sent; without one only /v1/verify answers) or "off".
     #[serde(default = "default_client_auth")]
     pub client_auth: String,
+    /// Revocation lists (CRL, PEM) of the CAs in `client_ca`, relative to this file.
+    #[serde(default)]
+    pub client_crl: Vec<String>,
 }
 
 fn default_client_auth() -> String {

@@ -115,6 +115,7 @@ mod tests {
             key: dir.join(format!("platform-{PLATFORM}.key")),
             client_ca: Some(dir.join("ca.pem")),
             client_auth,
+            client_crl: Vec::new(),
         };
         Arc::new(TlsAcceptor::new(files).unwrap())
     }

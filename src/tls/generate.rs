@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    RevocationReason, RevokedCertParams, SerialNumber,
 };
 
 use sha2::{Digest, Sha256};
@@ -21,6 +22,8 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const CA_DAYS: u32 = 3650;
 /// Leaves live 825 days, the longest validity many TLS clients still accept.
 const LEAF_DAYS: u32 = 825;
+/// A demo revocation list announces its successor within 30 days.
+const CRL_DAYS: u32 = 30;
 /// The organisation (O) in every demo certificate.
 const ORGANISATION: &str = "tongban demo";
 
@@ -48,7 +51,8 @@ struct Leaf {
 /// - `gateway-client.pem`/`.key`: the gateway's client certificate for platforms that require one;
 /// - `partner-<name>.pem`/`.key`: a client certificate per partner (CN = name, O = "tongban demo",
 ///   SAN `<name>.partner.tongban.test`);
-/// - `platform-<host>.pem`/`.key`: a server certificate per platform host (the host and 127.0.0.1).
+/// - `platform-<host>.pem`/`.key`: a server certificate per platform host (the host and 127.0.0.1);
+/// - `crl.pem`: the CA's revocation list, empty ([`revoke_demo_partners`] rewrites it).
 ///
 /// Existing files are only overwritten with `force`; otherwise the first one found is named in
 /// the error and nothing is written. Keys are written with mode 0600 on Unix.
@@ -96,32 +100,19 @@ pub fn generate_demo_pki(
     }
 
     let stems = std::iter::once("ca").chain(leaves.iter().map(|leaf| leaf.stem.as_str()));
-    let files: Vec<PathBuf> =
+    let mut files: Vec<PathBuf> =
         stems.flat_map(|stem| [out.join(format!("{stem}.pem")), out.join(format!("{stem}.key"))]).collect();
+    files.push(out.join(CRL_FILE));
     if !force && let Some(existing) = files.iter().find(|path| path.exists()) {
         return Err(TlsError::Exists { path: existing.clone() });
     }
 
     // Everything is generated before anything is written, so a failure leaves no half PKI.
-    let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_err(|err| TlsError::Generate {
-        what: "validity dates".into(),
-        detail: format!("the system clock is before 1970: {err}"),
-    })?;
+    let since_epoch = since_epoch()?;
     // rcgen's own date type, reached through arithmetic so its crate (time) need not be a dependency.
     let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
-    let generated = |what: &str| {
-        let what = what.to_owned();
-        move |err: rcgen::Error| TlsError::Generate { what, detail: err.to_string() }
-    };
     let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generated("the CA key"))?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = distinguished_name("tongban demo CA");
-    // Each demo CA gets a name of its own (OU from its key), so a certificate from another
-    // demo PKI fails as "unknown issuer" rather than as a bad signature under the same name.
-    let key_id: String = Sha256::digest(ca_key.public_key_raw()).iter().take(4).map(|b| format!("{b:02x}")).collect();
-    ca_params.distinguished_name.push(DnType::OrganizationalUnitName, format!("demo {key_id}"));
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let mut ca_params = demo_ca_params(&ca_key);
     ca_params.not_before = now - DAY;
     ca_params.not_after = now + DAY * CA_DAYS;
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(generated("the CA certificate"))?;
@@ -139,6 +130,7 @@ pub fn generate_demo_pki(
         contents.push(cert.pem());
         contents.push(key.serialize_pem());
     }
+    contents.push(revocation_list(&ca, since_epoch, Vec::new())?);
 
     std::fs::create_dir_all(out).map_err(|source| TlsError::Write { path: out.to_owned(), source })?;
     for (path, text) in files.iter().zip(&contents) {
@@ -147,6 +139,88 @@ pub fn generate_demo_pki(
     }
     tracing::info!(out = %out.display(), files = files.len(), "Demo PKI written.");
     Ok(DemoPki { files })
+}
+
+/// The file of the demo CA's revocation list, next to its certificate.
+pub const CRL_FILE: &str = "crl.pem";
+
+/// Rewrites `crl.pem` in `out` so that it revokes exactly the certificates of `partners`
+/// (`partner-<name>.pem`), signed with the demo CA's key (`ca.key`). A partner left out is no
+/// longer revoked. Returns the file written. For the demo PKI only: a real CA publishes its own.
+pub fn revoke_demo_partners(out: &Path, partners: &[&str]) -> Result<PathBuf, TlsError> {
+    let since_epoch = since_epoch()?;
+    let key_path = out.join("ca.key");
+    let key_text =
+        std::fs::read_to_string(&key_path).map_err(|source| TlsError::Read { path: key_path.clone(), source })?;
+    let key = KeyPair::from_pem(&key_text)
+        .map_err(|err| TlsError::BadPrivateKey { path: key_path.clone(), detail: err.to_string() })?;
+    // The CA's name and key usages follow from its key, as `generate_demo_pki` made them.
+    let issuer = Issuer::new(demo_ca_params(&key), key);
+    let mut revoked = Vec::new();
+    for &partner in partners {
+        check_name("partner", partner)?;
+        let path = out.join(format!("partner-{partner}.pem"));
+        let chain = super::read_certs(&path)?;
+        let leaf = webpki::EndEntityCert::try_from(&chain[0])
+            .map_err(|err| TlsError::BadCertificate { path: path.clone(), detail: err.to_string() })?;
+        revoked.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(leaf.serial()),
+            revocation_time: rcgen::date_time_ymd(1970, 1, 1) + since_epoch,
+            reason_code: Some(RevocationReason::Unspecified),
+            invalidity_date: None,
+        });
+    }
+    let path = out.join(CRL_FILE);
+    write_file(&path, revocation_list(&issuer, since_epoch, revoked)?.as_bytes(), false)?;
+    tracing::info!(crl = %path.display(), revoked = partners.len(), "Demo revocation list written.");
+    Ok(path)
+}
+
+/// The demo CA: its name (with an OU taken from its key, so a certificate from another demo PKI
+/// fails as "unknown issuer" rather than as a bad signature under the same name), may only sign
+/// certificates and revocation lists.
+fn demo_ca_params(key: &KeyPair) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name("tongban demo CA");
+    let key_id: String = Sha256::digest(key.public_key_raw()).iter().take(4).map(|b| format!("{b:02x}")).collect();
+    params.distinguished_name.push(DnType::OrganizationalUnitName, format!("demo {key_id}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// A revocation list of `revoked`, valid from now for [`CRL_DAYS`], numbered by the time (a
+/// later list always has a larger number), as PEM.
+fn revocation_list(
+    issuer: &Issuer<'_, KeyPair>,
+    since_epoch: Duration,
+    revoked: Vec<RevokedCertParams>,
+) -> Result<String, TlsError> {
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    let params = CertificateRevocationListParams {
+        this_update: now - DAY,
+        next_update: now + DAY * CRL_DAYS,
+        crl_number: SerialNumber::from(since_epoch.as_secs()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(issuer).map_err(generated("the revocation list"))?;
+    crl.pem().map_err(generated("the revocation list"))
+}
+
+/// The time since 1970, for validity dates.
+fn since_epoch() -> Result<Duration, TlsError> {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_err(|err| TlsError::Generate {
+        what: "validity dates".into(),
+        detail: format!("the system clock is before 1970: {err}"),
+    })
+}
+
+/// Maps an rcgen failure to an error naming what was being generated.
+fn generated(what: &str) -> impl Fn(rcgen::Error) -> TlsError {
+    let what = what.to_owned();
+    move |err| TlsError::Generate { what: what.clone(), detail: err.to_string() }
 }
 
 /// CN plus the demo organisation.
@@ -213,6 +287,7 @@ mod tests {
                 "partner-sc-window.key",
                 "platform-api.gd.tongban.test.pem",
                 "platform-api.gd.tongban.test.key",
+                "crl.pem",
             ]
         );
         #[cfg(unix)]
@@ -251,5 +326,36 @@ mod tests {
             assert!(matches!(err, TlsError::BadName { what: "partner", .. }), "{name}: {err}");
         }
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn the_revocation_list_names_exactly_the_revoked_partners() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_demo_pki(dir.path(), &["gd-window", "sc-window"], &[], false).unwrap();
+        let serial = |name: &str| {
+            let chain = crate::tls::read_certs(&dir.path().join(format!("partner-{name}.pem"))).unwrap();
+            webpki::EndEntityCert::try_from(&chain[0]).unwrap().serial().to_vec()
+        };
+        let listed = |serial: &[u8]| {
+            let pem = std::fs::read(dir.path().join(CRL_FILE)).unwrap();
+            let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(&pem).unwrap();
+            let crl = webpki::CertRevocationList::from(webpki::BorrowedCertRevocationList::from_der(&der).unwrap());
+            // Issued under the CA's exact name: a rebuilt name that differed would match nothing.
+            let ca = crate::tls::read_certs(&dir.path().join("ca.pem")).unwrap();
+            assert_eq!(crl.issuer(), webpki::EndEntityCert::try_from(&ca[0]).unwrap().subject());
+            crl.find_serial(serial).unwrap().is_some()
+        };
+        use rustls_pki_types::pem::PemObject as _;
+        // `certs init` writes an empty list.
+        assert!(!listed(&serial("gd-window")) && !listed(&serial("sc-window")));
+        revoke_demo_partners(dir.path(), &["sc-window"]).unwrap();
+        assert!(listed(&serial("sc-window")));
+        assert!(!listed(&serial("gd-window")));
+        // Each call states the whole list: naming nobody revokes nobody.
+        revoke_demo_partners(dir.path(), &[]).unwrap();
+        assert!(!listed(&serial("sc-window")));
+        // A partner without a certificate is named in the error, and the list is left as it was.
+        let error = revoke_demo_partners(dir.path(), &["nobody"]).unwrap_err().to_string();
+        assert!(error.contains("partner-nobody.pem"), "{error}");
     }
 }

@@ -18,10 +18,10 @@ use rustls::crypto::ring::cipher_suite;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{InconsistentKeys, RootCertStore, SupportedProtocolVersion};
 use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 pub use client::{ClientTlsFiles, HttpsConnector, client_config, https_connector, platform_connector};
-pub use generate::{DemoPki, generate_demo_pki};
+pub use generate::{DemoPki, generate_demo_pki, revoke_demo_partners};
 pub use peer::{PeerIdentity, peer_identity, peer_of};
 pub use server::{ClientAuth, ServerTlsFiles, TlsAcceptor, server_config};
 
@@ -102,6 +102,20 @@ pub enum TlsError {
         role: &'static str,
         /// The file.
         path: PathBuf,
+    },
+    /// A CRL file holds no revocation list.
+    #[error("client_crl {}: no revocation list found (PEM 'X509 CRL' expected)", path.display())]
+    NoCrl {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A revocation list cannot be parsed.
+    #[error("client_crl {}: the revocation list cannot be parsed: {detail}", path.display())]
+    BadCrl {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        detail: String,
     },
     /// A CA certificate cannot serve as a trust anchor.
     #[error("{role} {}: a certificate cannot be used as a trust anchor: {detail}", path.display())]
@@ -241,6 +255,26 @@ fn read_identity(cert: &Path, key: &Path) -> Result<Arc<SingleCertAndKey>, TlsEr
     }
 }
 
+/// Every certificate revocation list (CRL) in the PEM files, each parsed on its own so that an
+/// error names its file; at least one per file.
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let found = CertificateRevocationListDer::pem_slice_iter(&read(path)?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| pem_error(path, err))?;
+        if found.is_empty() {
+            return Err(TlsError::NoCrl { path: path.to_owned() });
+        }
+        for crl in &found {
+            webpki::BorrowedCertRevocationList::from_der(crl)
+                .map_err(|err| TlsError::BadCrl { path: path.to_owned(), detail: err.to_string() })?;
+        }
+        crls.extend(found);
+    }
+    Ok(crls)
+}
+
 /// A root store holding every certificate of a CA file; `role` names the setting in errors.
 fn read_roots(path: &Path, role: &'static str) -> Result<RootCertStore, TlsError> {
     let certs = match read_certs(path) {
@@ -290,6 +324,7 @@ pub(crate) mod testing {
             key: dir.join("gateway.key"),
             client_ca: Some(dir.join("ca.pem")),
             client_auth,
+            client_crl: Vec::new(),
         }
     }
 

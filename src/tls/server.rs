@@ -11,7 +11,7 @@ use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 
-use super::{PROTOCOL_VERSIONS, TlsError, crypto_provider, read_identity, read_roots};
+use super::{PROTOCOL_VERSIONS, TlsError, crypto_provider, read_crls, read_identity, read_roots};
 
 /// A client gets this long to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,10 +39,14 @@ pub struct ServerTlsFiles {
     pub client_ca: Option<PathBuf>,
     /// Whether client certificates are required, optional or not asked for.
     pub client_auth: ClientAuth,
+    /// Revocation lists (CRL, PEM) of the CAs in `client_ca`: a revoked partner certificate, or
+    /// one whose CA has no list here, fails the handshake. Empty: revocation is not checked.
+    pub client_crl: Vec<PathBuf>,
 }
 
 /// Builds the listener's TLS configuration from its files: TLS 1.2/1.3, the pinned suites,
-/// ALPN "http/1.1", and client certificates checked against `client_ca`.
+/// ALPN "http/1.1", and client certificates checked against `client_ca` and, when given, the
+/// revocation lists in `client_crl`.
 pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = crypto_provider();
     let verifier = match (files.client_auth, &files.client_ca) {
@@ -53,6 +57,11 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsErr
             let roots = Arc::new(read_roots(ca, "client_ca")?);
             let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             let builder = if mode == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
+            let crls = read_crls(&files.client_crl)?;
+            // Partner certificates come straight from the CA: the leaf's status is what matters.
+            // A leaf whose CA has no list here is refused (unknown status fails closed).
+            let builder =
+                if crls.is_empty() { builder } else { builder.with_crls(crls).only_check_end_entity_revocation() };
             builder.build().map_err(|err| TlsError::BadCa {
                 role: "client_ca",
                 path: ca.clone(),
@@ -126,11 +135,12 @@ impl TlsAcceptor {
         }
     }
 
-    /// The files to watch for changes: certificate, key and client CA.
+    /// The files to watch for changes: certificate, key, client CA and revocation lists.
     pub fn watched_paths(&self) -> Vec<PathBuf> {
         let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         let mut paths = vec![files.cert.clone(), files.key.clone()];
         paths.extend(files.client_ca.clone());
+        paths.extend(files.client_crl.iter().cloned());
         paths
     }
 }
