@@ -222,3 +222,34 @@ async fn a_request_refused_for_its_framing_is_recorded_with_a_digest_of_what_was
     assert!(tongban::audit::verify(&path).unwrap().is_intact());
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_rotated_log_is_reopened_at_the_next_reload() {
+    let harness = Harness::start().await;
+    let path = harness.store_dir.path().join("audit.log");
+    let moved = harness.store_dir.path().join("audit.log.1");
+    let audit = harness.running.gateway.audit.as_ref().unwrap();
+    let mut application = golden_input("guizhou");
+    assert_eq!(harness.submit(&application).await.status, 201);
+    assert!(audit.flush(Duration::from_secs(10)));
+
+    // What logrotate does: move the file away, then SIGHUP (here the admin reload).
+    std::fs::rename(&path, &moved).unwrap();
+    let answer = harness.admin("POST", "/admin/reload", Vec::new()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    application["application_id"] = "0194f3a0-7c00-7000-8000-0000000b0052".into();
+    assert_eq!(harness.submit(&application).await.status, 201);
+    assert!(audit.flush(Duration::from_secs(10)));
+
+    let old = records(&moved);
+    let new = records(&path);
+    assert_eq!(old.iter().filter(|r| r["kind"] == "exchange").count(), 1, "{old:#?}");
+    assert_eq!(new[0]["kind"], "start");
+    assert_eq!(new[0]["continues"]["hash"], old.last().unwrap()["hash"], "the new file names where the old one ended");
+    assert_eq!(new.iter().filter(|r| r["kind"] == "exchange").count(), 1, "{new:#?}");
+    for file in [&moved, &path] {
+        let (code, text) = verify_cli(file);
+        assert_eq!(code, 0, "{text}");
+    }
+    harness.stop().await;
+}

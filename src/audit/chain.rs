@@ -78,6 +78,16 @@ pub(crate) struct StartFields<'a> {
     #[serde(with = "rfc3339")]
     pub(crate) time: DateTime<Utc>,
     pub(crate) version: &'a str,
+    /// After a rotation: where the previous file's chain ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) continues: Option<Continues>,
+}
+
+/// The last record of the file a rotated log continues from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Continues {
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
 }
 
 /// The members of a `gap` record.

@@ -14,12 +14,16 @@
 //!
 //! - `exchange`: the members of [`AuditEntry`] in declaration order (`time` … `latency_us`);
 //!   absent optional values are `null`.
-//! - `start` (written each time the gateway opens the log): `time`, `version` (the gateway's).
+//! - `start` (written each time the gateway opens the log): `time`, `version` (the gateway's),
+//!   and, in a file begun after a rotation, `continues`: `{"seq", "hash"}` of the moved file's
+//!   last record.
 //! - `gap` (written before the first record after a loss): `time`, `lost` (records dropped),
 //!   `since` and `until` (earliest and latest `time` of the dropped records).
 //!
 //! Times are RFC 3339 in UTC with microseconds and `Z`. Hashes are lowercase hex (64 digits for
 //! both algorithms).
+//!
+//! A rotation (the file moved away, then a reload) begins a new file and a new chain there.
 //!
 //! Hash chain: `prev` is the `hash` of the previous record in the file; for the first record of a
 //! file it is `hex(alg("tongban-audit-v1"))`, i.e. `8d00f1dd…3efa50` for SM3 and
@@ -64,7 +68,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use verify::{Break, BreakKind, GapSeen, VerifyReport, verify};
-pub use writer::{AuditLog, AuditStats, Durability, FileSink, Sink};
+pub use writer::{AuditLog, AuditStats, Durability, FileSink, Reopened, Sink};
 
 /// The hash algorithm (摘要算法) of the chain and of payload digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

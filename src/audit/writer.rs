@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::chain::{Chain, GapFields, Kind, LineError, StartFields, parse_line};
+use super::chain::{Chain, Continues, GapFields, Kind, LineError, StartFields, parse_line};
 use super::{Algorithm, AuditEntry, AuditError};
 
 /// Records written with one `append`: bounds the memory of a batch, not the throughput.
@@ -29,6 +29,26 @@ pub trait Sink: Send + 'static {
     }
     /// Cuts back to `len` bytes: removes our own partial write after a failed append.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// After a rotation moved the file away: writes to a file at the original path from now on
+    /// and returns where that file's chain ends. `None`: nothing to do (the file is still there).
+    fn reopen(&mut self) -> io::Result<Option<Reopened>> {
+        Ok(None)
+    }
+}
+
+/// A sink writing to a new file after a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reopened {
+    /// The new file's last record (seq, hash); `None` when it is empty.
+    pub tail: Option<(u64, String)>,
+}
+
+/// A message to the writer thread.
+enum Message {
+    /// A record to write.
+    Entry(AuditEntry),
+    /// Reopen the path if the file was moved away.
+    Reopen,
 }
 
 /// How far a written batch has gone before the writer takes the next one (持久化).
@@ -45,13 +65,31 @@ pub enum Durability {
 #[derive(Debug)]
 pub struct FileSink {
     file: File,
+    path: PathBuf,
     durability: Durability,
 }
 
 impl FileSink {
-    /// Writes to `file`, which must be opened in append mode.
-    pub fn new(file: File, durability: Durability) -> FileSink {
-        FileSink { file, durability }
+    /// Writes to `file`, opened in append mode from `path` (reopened there after a rotation).
+    pub fn new(file: File, path: &Path, durability: Durability) -> FileSink {
+        FileSink { file, path: path.to_owned(), durability }
+    }
+
+    /// Whether the path still names the open file.
+    #[cfg(unix)]
+    fn still_there(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self.file.metadata()?;
+        match std::fs::metadata(&self.path) {
+            Ok(there) => Ok(there.dev() == open.dev() && there.ino() == open.ino()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn still_there(&self) -> io::Result<bool> {
+        Ok(true)
     }
 }
 
@@ -72,6 +110,16 @@ impl Sink for FileSink {
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    fn reopen(&mut self) -> io::Result<Option<Reopened>> {
+        if self.still_there()? {
+            return Ok(None);
+        }
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&self.path)?;
+        let tail = read_tail(&mut file, &self.path).map_err(|error| io::Error::other(error.to_string()))?;
+        self.file = file;
+        Ok(Some(Reopened { tail }))
     }
 }
 
@@ -118,7 +166,7 @@ impl Shared {
 /// The audit log (审计日志) handle: cheap to clone, shared by all requests.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: SyncSender<AuditEntry>,
+    queue: SyncSender<Message>,
     shared: Arc<Shared>,
     algorithm: Algorithm,
 }
@@ -149,7 +197,7 @@ impl AuditLog {
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         let tail = read_tail(&mut file, path)?;
-        AuditLog::with_sink(FileSink::new(file, durability), tail, algorithm, version, capacity)
+        AuditLog::with_sink(FileSink::new(file, path, durability), tail, algorithm, version, capacity)
     }
 
     /// Starts a writer on `sink`, continuing after `existing_tail` (seq, hash of the last record),
@@ -179,6 +227,7 @@ impl AuditLog {
             chain,
             version: version.to_owned(),
             start_pending: true,
+            continues: None,
             failing: false,
             lost_failed: 0,
             accounted_queue_full: 0,
@@ -196,7 +245,7 @@ impl AuditLog {
     /// and later reported by a gap record.
     pub fn record(&self, entry: AuditEntry) {
         let time = entry.time;
-        match self.queue.try_send(entry) {
+        match self.queue.try_send(Message::Entry(entry)) {
             Ok(()) => {
                 self.shared.queued.fetch_add(1, Ordering::AcqRel);
             }
@@ -209,6 +258,21 @@ impl AuditLog {
                 // The writer thread is gone (it panicked): nothing can be written any more.
                 self.shared.dropped_write_failed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Asks the writer to check whether the file was moved away (a rotation: `mv audit.log
+    /// audit.log.1`) and, if so, to write to a new file at the configured path from the next
+    /// record on. That file starts with a `start` record naming the moved file's last record
+    /// (`continues`). Records queued before the call go to the moved file. Blocks while the queue
+    /// is full: call it off the async runtime. False when the writer is gone.
+    pub fn reopen(&self) -> bool {
+        match self.queue.send(Message::Reopen) {
+            Ok(()) => {
+                self.shared.queued.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -248,6 +312,8 @@ struct Worker {
     chain: Chain,
     version: String,
     start_pending: bool,
+    /// After a rotation, until the new file's start record is written: where the old one ended.
+    continues: Option<Continues>,
     /// In an outage: log its start once, its end once.
     failing: bool,
     /// Records dropped by failed writes since the last good write.
@@ -260,17 +326,54 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, receiver: Receiver<AuditEntry>) {
+    fn run(mut self, receiver: Receiver<Message>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         self.write(&mut batch);
         self.shared.mark_processed(1);
         // Ends when every handle is dropped and the queue is drained.
         while let Ok(first) = receiver.recv() {
-            batch.push(first);
-            batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
-            let count = batch.len() as u64;
+            let (mut next, mut taken, mut reopen) = (Some(first), 0, false);
+            while let Some(message) = next.take() {
+                taken += 1;
+                match message {
+                    Message::Entry(entry) => batch.push(entry),
+                    // Everything queued before it belongs in the file being left.
+                    Message::Reopen => {
+                        reopen = true;
+                        break;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = receiver.try_recv().ok();
+                }
+            }
             self.write(&mut batch);
-            self.shared.mark_processed(count);
+            if reopen {
+                self.reopen();
+            }
+            self.shared.mark_processed(taken);
+        }
+    }
+
+    /// Follows a rotation: a new file at the path, opened with a start record that names where
+    /// the moved file's chain ended.
+    fn reopen(&mut self) {
+        match self.sink.reopen() {
+            Ok(None) => {}
+            Ok(Some(Reopened { tail })) => {
+                let left = Continues { seq: self.chain.seq, hash: self.chain.hash.clone() };
+                tracing::info!(left_at_seq = left.seq, "The audit log was moved away; writing a new file at its path.");
+                self.chain = Chain::new(self.chain.alg, tail);
+                self.restore_len = None;
+                self.start_pending = true;
+                self.continues = Some(left);
+                // The start record now, so the new file says at once where it comes from.
+                self.write(&mut Vec::new());
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "The audit log was moved away but its path cannot be opened again; records go on into the moved file."
+            ),
         }
     }
 
@@ -299,6 +402,7 @@ impl Worker {
                 *self.shared.head.lock().unwrap_or_else(PoisonError::into_inner) = (chain.seq, chain.hash.clone());
                 self.chain = chain;
                 self.start_pending = false;
+                self.continues = None;
                 self.failing = false;
                 self.accounted_queue_full = queue_full;
                 self.lost_failed = 0;
@@ -323,7 +427,8 @@ impl Worker {
         let now = Utc::now();
         let mut text = String::new();
         if self.start_pending {
-            text += &chain.seal(Kind::Start, StartFields { time: now, version: &self.version })?;
+            let continues = self.continues.clone();
+            text += &chain.seal(Kind::Start, StartFields { time: now, version: &self.version, continues })?;
         }
         if lost > 0 {
             let time = |micros| DateTime::from_timestamp_micros(micros).unwrap_or(now);
@@ -576,5 +681,38 @@ mod tests {
         assert!(report.is_intact(), "{report}");
         assert_eq!(report.gaps, vec![GapSeen { line: 2, lost: 3, since: entry(2).time, until: entry(4).time }]);
         assert_eq!(report.last_seq, Some(4));
+    }
+
+    #[test]
+    fn a_rotated_log_goes_on_in_a_new_file_that_names_where_the_old_one_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = write_log(&path, Algorithm::Sm3, 1, 3);
+        // Nothing moved: reopening changes nothing.
+        assert!(log.reopen());
+        assert!(log.flush(WAIT));
+        assert_eq!(lines(&path).len(), 4);
+        let (seq, hash) = log.head();
+
+        let moved = dir.path().join("audit.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        log.record(entry(4)); // queued before the reopen: into the moved file
+        assert!(log.reopen());
+        log.record(entry(5));
+        assert!(log.flush(WAIT));
+
+        let old = lines(&moved);
+        assert_eq!(old.len(), 5, "{old:#?}");
+        assert!(verify(&moved).unwrap().is_intact());
+        let new = lines(&path);
+        assert_eq!(new.len(), 2, "{new:#?}");
+        let start: serde_json::Value = serde_json::from_str(&new[0]).unwrap();
+        assert_eq!((start["seq"].as_u64(), start["kind"].as_str()), (Some(1), Some("start")));
+        // It continues from the moved file's last record (entry 4, written after the head above).
+        assert_eq!(start["continues"]["seq"].as_u64(), Some(seq + 1));
+        let last_old: serde_json::Value = serde_json::from_str(&old[4]).unwrap();
+        assert_eq!(start["continues"]["hash"], last_old["hash"]);
+        assert_ne!(start["continues"]["hash"].as_str(), Some(hash.as_str()));
+        assert!(verify(&path).unwrap().is_intact());
     }
 }

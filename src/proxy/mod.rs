@@ -115,6 +115,11 @@ impl Gateway {
     /// returned, logged and counted.
     pub async fn reload(&self, reason: &str) -> Result<Diagnostics, Diagnostics> {
         let _one_at_a_time = self.reloading.lock().await;
+        // A rotated audit log (moved away by logrotate, which then sends SIGHUP) is reopened
+        // whether or not the new configuration loads.
+        if let Some(audit) = self.audit.clone() {
+            let _ = tokio::task::spawn_blocking(move || audit.reopen()).await;
+        }
         let path = self.federation().config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
         let loaded = match loaded {
