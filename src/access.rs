@@ -128,6 +128,7 @@ impl Rights {
             partner: partner.to_owned(),
             right,
             value: value.to_owned(),
+            field: None,
         };
         if let Allowed::Only(operations) = &self.operations
             && !operations.contains(&call.right)

@@ -217,6 +217,8 @@ pub enum GatewayError {
         right: &'static str,
         /// What was asked for.
         value: String,
+        /// The request field that named the value, when one did (a `from` region).
+        field: Option<&'static str>,
     },
     /// Over a rate limit.
     #[error("over the {policy} rate limit ({limit}); retry after {} s", retry_after.as_secs())]
@@ -356,7 +358,7 @@ pub(crate) fn allow_list(right: &str) -> &'static str {
 pub(crate) fn forbidden_detail(partner: &str, right: &str, value: &str) -> String {
     if right == "from" {
         return format!(
-            "partner '{partner}' may not act from region '{value}' (the accepting window's or printing site's region); give a region of this partner's own, or the operator grants it in this partner's [partner.allow] from (without it, the partner's province) in tongban.toml"
+            "partner '{partner}' may not act from region '{value}': windows and print sites there, and decisions on acceptances handled there, are that region's own partners'; give a region of this partner's own, or the operator grants it in this partner's [partner.allow] from (without it, the partner's province) in tongban.toml"
         );
     }
     format!(
@@ -393,6 +395,16 @@ const fn spec(status: u16, slug: &'static str, title: &'static str, side: Side, 
 }
 
 impl GatewayError {
+    /// A `from` refusal names the request field that gave the region (other errors pass).
+    pub fn from_field(self, at: &'static str) -> GatewayError {
+        match self {
+            GatewayError::Forbidden { partner, right: "from", value, .. } => {
+                GatewayError::Forbidden { partner, right: "from", value, field: Some(at) }
+            }
+            other => other,
+        }
+    }
+
     /// When the caller may retry, for a `Retry-After` header.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -563,10 +575,16 @@ impl GatewayError {
             GatewayError::BadIdempotencyKey { .. } | GatewayError::IdempotencyKeyReused { .. } => {
                 serde_json::json!({ "field": "header:Idempotency-Key" })
             }
-            GatewayError::Forbidden { partner, right, value } => serde_json::json!({
-                "partner": partner,
-                "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }
-            }),
+            GatewayError::Forbidden { partner, right, value, field } => {
+                let mut extension = serde_json::json!({
+                    "partner": partner,
+                    "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }
+                });
+                if let Some(field) = field {
+                    extension["field"] = serde_json::Value::from(*field);
+                }
+                extension
+            }
             GatewayError::NativeUntranslatable { adapter, error } => {
                 serde_json::json!({ "field": error.path(), "adapter": adapter })
             }

@@ -57,6 +57,7 @@ async fn a_partner_calls_only_what_its_allow_table_lists() {
     guizhou["application_id"] = "0194f3a0-7c00-7000-8000-0000000a0052".into();
     let answer = submit_as(&harness, HUNAN, &guizhou).await;
     assert_forbidden(&answer, "from", "440104");
+    assert_eq!(answer.json()["field"], "/accepting_region");
     assert_eq!(harness.received("guizhou").await.len(), 1, "a refused call never reaches the platform");
 
     // Not allowed: a target region outside 52/53 — refused before the platform sees it.
@@ -231,6 +232,7 @@ async fn a_partner_acts_only_from_its_own_regions() {
     };
     let answer = harness.gateway("POST", "/v1/print-jobs", &as_hunan, print("440106")).await;
     assert_forbidden(&answer, "from", "440106");
+    assert_eq!(answer.json()["field"], "/site/region");
     assert!(harness.received("guizhou").await.is_empty(), "the issuer was not asked for the certificate");
 
     // A job a Guangdong site queued (here anonymously) stays out of reach, and out of its queue.
@@ -261,6 +263,7 @@ async fn a_partner_acts_only_from_its_own_regions() {
     };
     let answer = harness.gateway("POST", "/v1/acceptances", &as_hunan, acceptance("440106", &application)).await;
     assert_forbidden(&answer, "from", "440106");
+    assert_eq!(answer.json()["field"], "/accepting_site/region");
     let receipt = answer.json()["receipt"].clone();
     assert!(receipt.is_null(), "no receipt for a refused acceptance");
     // From its own window (长沙市芙蓉区) the same application is accepted.
@@ -283,4 +286,102 @@ fn a_partner_acts_from_its_province_unless_allow_from_says_otherwise() {
     assert_eq!(from("hunan-window"), Allowed::Only(vec!["43".into()]));
     // Neither a province nor `from`, identified by API key: any region, as before.
     assert_eq!(from("demo-limited"), Allowed::Any);
+}
+
+/// Partners identified by API key (the key is the name), each with every right but acting only
+/// from its own province; anonymous callers are refused.
+async fn with_windows(windows: &[(&'static str, &'static str)]) -> Harness {
+    use std::sync::Arc;
+    use tongban::access::{Allowed, Rights};
+    use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
+    let windows = windows.to_vec();
+    Harness::start_with(common::demo_federation(), move |federation| {
+        let entries = windows
+            .iter()
+            .map(|(name, province)| {
+                let partner = Partner {
+                    name: (*name).into(),
+                    title: (*name).into(),
+                    province: Some((*province).into()),
+                    agency: None,
+                    rate: None,
+                    operations: Default::default(),
+                    rights: Rights { from: Allowed::Only(vec![(*province).into()]), ..Rights::all() },
+                };
+                PartnerEntry {
+                    partner: Arc::new(partner),
+                    api_keys: vec![format!("{name}-key")],
+                    tls_names: Vec::new(),
+                }
+            })
+            .collect();
+        federation.identities = Identities::new(entries, false, IdentifyBy::ApiKey);
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acceptance_is_read_by_its_window_and_the_handling_side_and_decided_only_by_the_handling_side() {
+    let harness = with_windows(&[("hunan-window", "43"), ("guangdong-window", "44"), ("guizhou-platform", "52")]).await;
+    let as_partner =
+        |name: &'static str| [("x-api-key", format!("{name}-key")), ("content-type", "application/json".into())];
+    let send = |name: &'static str, method: &'static str, path: String, body: Vec<u8>| {
+        let harness = &harness;
+        async move {
+            let headers = as_partner(name);
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            harness.gateway(method, &path, &headers, body).await
+        }
+    };
+    // A Hunan window (长沙市芙蓉区) accepts a Guizhou matter.
+    let mut application = common::canonical("natural_person");
+    application["mode"] = "proxy_acceptance".into();
+    application["accepting_region"] = "430102".into();
+    let body = serde_json::json!({ "accepting_site": { "window_id": "HN-CS-0001", "region": "430102" }, "application": application });
+    let created = send("hunan-window", "POST", "/v1/acceptances".into(), body.to_string().into_bytes()).await;
+    assert_eq!(created.status, 202, "{}", created.text());
+    let receipt = created.json()["receipt"].as_str().unwrap().to_owned();
+    let path = format!("/v1/acceptances/{receipt}");
+    let handling = application["handling_region"].as_str().unwrap().to_owned();
+
+    // Its own window reads it; another province's window does not, although its rights cover Guizhou.
+    assert_eq!(send("hunan-window", "GET", path.clone(), Vec::new()).await.status, 200);
+    let answer = send("guangdong-window", "GET", path.clone(), Vec::new()).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(answer.json()["missing_right"]["kind"], "from");
+    assert_eq!(answer.json()["missing_right"]["value"], handling.as_str());
+
+    // Another window cannot take its application id either, nor learn its receipt.
+    let stolen = send("guangdong-window", "POST", "/v1/acceptances".into(), {
+        let mut theirs = body.clone();
+        theirs["accepting_site"]["region"] = "440106".into();
+        theirs["application"]["accepting_region"] = "440106".into();
+        theirs.to_string().into_bytes()
+    })
+    .await;
+    assert_eq!(stolen.status, 409, "{}", stolen.text());
+    assert_eq!(stolen.json()["type"], "urn:tongban:problem:acceptance-conflict");
+    assert!(!stolen.text().contains(&receipt), "another partner's receipt is never told: {}", stolen.text());
+
+    // The handling side (acting from Guizhou) reads it and, once delivered, decides; the window
+    // that accepted it does not decide.
+    // Paused time: each wait lets the delivery worker run; at most 400 rounds.
+    let mut state = Value::Null;
+    for _ in 0..400 {
+        state = send("guizhou-platform", "GET", path.clone(), Vec::new()).await.json()["state"].clone();
+        if state == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(state, "delivered", "{}", send("guizhou-platform", "GET", path.clone(), Vec::new()).await.text());
+    let decision = br#"{"state":"approved"}"#.to_vec();
+    let answer = send("hunan-window", "POST", format!("{path}/events"), decision.clone()).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(answer.json()["missing_right"]["kind"], "from");
+    let answer = send("guizhou-platform", "POST", format!("{path}/events"), decision).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let read = send("hunan-window", "GET", path.clone(), Vec::new()).await.json();
+    assert_eq!(read["state"], "approved");
+    harness.stop().await;
 }

@@ -26,7 +26,11 @@ fn verify_cli(path: &std::path::Path) -> (i32, String) {
 async fn every_exchange_is_recorded_and_any_tampering_is_located() {
     let harness = Harness::start().await;
     let settings = harness.running.gateway.federation().audit.clone().unwrap();
-    assert!(settings.fsync, "each batch reaches the disk before the next, unless the operator says otherwise");
+    assert_eq!(
+        settings.durability(),
+        tongban::audit::Durability::Synced,
+        "each batch reaches the disk before the next, unless the operator says otherwise"
+    );
     let kept = tempfile::tempdir().unwrap();
     let path = kept.path().join("audit.log");
 

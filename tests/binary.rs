@@ -119,6 +119,7 @@ fn the_queue_commands_show_retry_and_list_the_dead_letter_queue() {
             handling_region: "520102".into(),
             document: "{}".into(),
             accepted_at: 1_795_312_800_000,
+            partner: "guangdong-window".into(),
             joint: None,
         })
         .unwrap();

@@ -136,6 +136,7 @@ mod tests {
             absence: None,
             next_poll_at: None,
             poll_interval_ms: None,
+            partner: None,
         }
     }
 

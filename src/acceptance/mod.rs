@@ -65,7 +65,7 @@ fn invalid(field: &str, detail: impl Into<String>) -> GatewayError {
 
 fn store_error(err: StoreError) -> GatewayError {
     match err {
-        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
+        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } | StoreError::IdTaken { .. } => {
             GatewayError::AcceptanceConflict { detail: err.to_string() }
         }
         StoreError::KeyReused { .. } => GatewayError::IdempotencyKeyReused { detail: err.to_string() },
@@ -235,8 +235,12 @@ async fn store_materials(
 /// another's key nor read another's receipt by guessing it. Keys are visible ASCII, so the space
 /// cannot occur in one and the partner's name ends at the last space.
 fn partner_scoped(x: &Exchange, key: &str) -> String {
-    let partner = x.caller.as_ref().map(crate::identity::Caller::name).unwrap_or("unidentified");
-    format!("{partner} {key}")
+    format!("{} {key}", caller(x))
+}
+
+/// The calling partner's name (`anonymous` in the demo).
+fn caller(x: &Exchange) -> &str {
+    x.caller.as_ref().map(crate::identity::Caller::name).unwrap_or("unidentified")
 }
 
 /// `POST /v1/acceptances`: validate, route, commit, then acknowledge with a receipt.
@@ -319,7 +323,8 @@ pub async fn accept(
         &route.adapter,
         crate::adapter::Operation::Submit,
         Some(call),
-    )?;
+    )
+    .map_err(|error| error.from_field("/accepting_site/region"))?;
     // Joint handling sends the application to every party: each region needs the right too.
     if let Some(rule) = joint_rule {
         for party in &rule.parties {
@@ -340,6 +345,7 @@ pub async fn accept(
     let new = NewAcceptance {
         application_id: app.application_id.clone().unwrap_or_default(),
         idempotency_key: idempotency_key.map(|key| partner_scoped(x, &key)),
+        partner: caller(x).to_owned(),
         target: route.adapter.name.clone(),
         matter_code: app.matter.code.clone(),
         window_id: site.window_id.clone(),
@@ -385,9 +391,13 @@ pub async fn accept(
 }
 
 /// The caller's right over one stored acceptance: the `accept` right for its handling region and
-/// matter, so a window cannot read or decide acceptances outside its rights.
-fn authorize_record(x: &Exchange, record: &crate::store::Acceptance) -> Result<(), GatewayError> {
-    let call = Call::to(Right::Accept, &record.handling_region, Some(&record.matter_code));
+/// matter; besides, reading it is for the partner that accepted it and for the handling side (a
+/// partner acting from the handling region), and reporting a decision for the handling side
+/// only — so one window can neither read another's acceptances nor decide them.
+fn authorize_record(x: &Exchange, record: &crate::store::Acceptance, decision: bool) -> Result<(), GatewayError> {
+    let owner = record.partner.as_deref().is_some_and(|owner| owner == caller(x));
+    let from = (decision || !owner).then_some(record.handling_region.as_str());
+    let call = Call::to(Right::Accept, &record.handling_region, Some(&record.matter_code)).from(from);
     crate::proxy::admit::authorize(x, call)
 }
 
@@ -408,7 +418,7 @@ pub async fn show(gateway: &Gateway, x: &Exchange, receipt: &str) -> Result<Repl
     let (Some(record), events, parts) = found else {
         return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
     };
-    authorize_record(x, &record)?;
+    authorize_record(x, &record, false)?;
     let timeline: Vec<Value> =
         events.iter().map(|e| json!({ "at": clock::rfc3339(e.at), "event": e.kind, "detail": e.detail })).collect();
     let mut body = json!({
@@ -495,7 +505,7 @@ pub async fn event(gateway: &Gateway, x: &Exchange, receipt: &str, body: &[u8]) 
     let Some(record) = blocking(&acceptances.store, move |store| store.get(&lookup)).await? else {
         return Err(GatewayError::UnknownReceipt { receipt: receipt.to_owned() });
     };
-    authorize_record(x, &record)?;
+    authorize_record(x, &record, true)?;
     let recorded = blocking(&acceptances.store, move |store| {
         if store.get(&id)?.is_none() {
             return Ok(None);

@@ -44,6 +44,8 @@ pub struct Reopened {
 }
 
 /// A message to the writer thread.
+// Records go by value: boxing them would cost an allocation per exchange for a rare `Reopen`.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     /// A record to write.
     Entry(AuditEntry),

@@ -315,7 +315,8 @@ pub async fn create(
     let (desk, settings) = desk(gateway, federation)?;
     let request = decode_request(body, federation, settings.max_copies)?;
     // The site prints where the partner is (异地打证): checked before anything reaches the issuer.
-    crate::proxy::admit::authorize(x, Call::operation(Right::Print).from(Some(&request.site.region)))?;
+    crate::proxy::admit::authorize(x, Call::operation(Right::Print).from(Some(&request.site.region)))
+        .map_err(|error| error.from_field("/site/region"))?;
     let verified = fetch(
         gateway,
         federation,

@@ -36,6 +36,13 @@ pub struct AuditSettings {
     pub fsync: bool,
 }
 
+impl AuditSettings {
+    /// How far each batch goes before the writer takes the next.
+    pub fn durability(&self) -> crate::audit::Durability {
+        if self.fsync { crate::audit::Durability::Synced } else { crate::audit::Durability::Written }
+    }
+}
+
 /// Listener settings.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -813,7 +820,15 @@ fn compile_server_tls(
     let files = ServerTlsFiles { cert, key, client_ca, client_auth, client_crl };
     // The listener's own loader: a key that does not match, an empty CA, a bad PEM.
     if !missing && let Err(error) = crate::tls::server_config(&files) {
-        report_config(parsed, diagnostics, &at, error.to_string());
+        // A revocation list's own error goes to its key.
+        let crl = match &error {
+            crate::tls::TlsError::NoCrl { path } | crate::tls::TlsError::BadCrl { path, .. } => Some(path),
+            crate::tls::TlsError::Pem { path, .. } => Some(path),
+            _ => None,
+        };
+        let index = crl.and_then(|path| files.client_crl.iter().position(|crl| crl == path));
+        let key = index.map_or_else(|| at.clone(), |i| at.key("client_crl").index(i));
+        report_config(parsed, diagnostics, &key, error.to_string());
     }
     Some(files)
 }

@@ -264,7 +264,8 @@ fn restart_only_changes(old: &Federation, new: &Federation) -> Vec<&'static str>
         changed.push("observe");
     }
     if old.sources != new.sources {
-        changed.push("paths");
+        // What a new file says applies now; only the file watch needs the restart to see it.
+        changed.push("paths (files added to the configuration: their contents apply now, the file watch covers them after a restart)");
     }
     if old.demo_mocks != new.demo_mocks {
         changed.push("demo.mocks");
@@ -376,7 +377,7 @@ pub async fn start_with(
                     settings.algorithm,
                     env!("CARGO_PKG_VERSION"),
                     settings.queue,
-                    if settings.fsync { crate::audit::Durability::Synced } else { crate::audit::Durability::Written },
+                    settings.durability(),
                 )
             })
             .await;

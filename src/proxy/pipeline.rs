@@ -249,6 +249,15 @@ impl Drop for Unanswered<'_> {
         if self.answered {
             return;
         }
+        // Unwinding from a bug in a stage is the gateway's fault, not a caller that left.
+        if std::thread::panicking() {
+            record(self.gateway, &self.x, StatusCode::INTERNAL_SERVER_ERROR, self.started);
+            if let Some(audit) = &self.gateway.audit {
+                let endpoint = endpoint(self.path);
+                audit.record(audit_entry(&self.x, self.method, endpoint, 500, Some("internal"), None, self.started));
+            }
+            return;
+        }
         let status = StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST);
         record(self.gateway, &self.x, status, self.started);
         tracing::info!(
@@ -491,7 +500,8 @@ async fn submit(
     let from = route.from.as_ref().map(|from| from.code.as_str());
     let call = Call::to(Right::Submit, &route.to.code, Some(&app.matter.code)).from(from);
     x.from_region = from.map(str::to_owned);
-    admit(gateway, federation, x, &route.adapter, Operation::Submit, Some(call))?;
+    admit(gateway, federation, x, &route.adapter, Operation::Submit, Some(call))
+        .map_err(|error| error.from_field("/accepting_region"))?;
     // Platforms validate against today's division table: send the current codes; the answer's
     // route.retired_codes tells the caller which codes were replaced.
     doc["handling_region"] = Value::String(route.to.code.clone());

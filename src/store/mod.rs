@@ -179,6 +179,8 @@ pub struct NewAcceptance {
     pub document: String,
     /// When the window accepted it (受理时间).
     pub accepted_at: SystemTimeMs,
+    /// The partner (合作方) that sent it: its application ids and keys are its own.
+    pub partner: String,
     /// For multi-site joint handling (多地联办): the parties, each delivered on its own.
     pub joint: Option<NewJoint>,
 }
@@ -321,6 +323,8 @@ pub struct Acceptance {
     pub next_poll_at: Option<SystemTimeMs>,
     /// The current polling interval, doubled while nothing changes (查询间隔).
     pub poll_interval_ms: Option<i64>,
+    /// The partner that sent it; `None` for records stored before partners were recorded.
+    pub partner: Option<String>,
 }
 
 /// One entry of an acceptance's timeline (时间线事件).
@@ -438,6 +442,14 @@ pub enum StoreError {
         application_id: String,
         /// Its receipt number.
         receipt: String,
+    },
+    /// The application id belongs to another partner's acceptance (nothing of it is told).
+    #[error(
+        "application id {application_id} is already in use by another partner's acceptance; give this application an id of its own (a new UUID)"
+    )]
+    IdTaken {
+        /// The application id.
+        application_id: String,
     },
     /// An argument was unusable.
     #[error("invalid {field}: {reason}")]

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::*;
 
 /// The schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// How long a writer waits for another connection's lock (another instance on the same file).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Error texts (often a remote body) are cut to this many bytes so one bad reply cannot bloat the store.
@@ -114,6 +114,9 @@ impl SqliteStore {
         if version < 2 {
             tx.execute_batch(MIGRATE_V2).map_err(db)?;
         }
+        if version < 3 {
+            tx.execute_batch(MIGRATE_V3).map_err(db)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -195,11 +198,17 @@ CREATE INDEX acceptances_parent ON acceptances (parent_receipt) WHERE parent_rec
 CREATE INDEX acceptances_poll ON acceptances (next_poll_at) WHERE next_poll_at IS NOT NULL;
 ";
 
+/// Version 3: the partner that accepted each record, so an application id or a key is answered
+/// only to its own partner. Records from before have none.
+const MIGRATE_V3: &str = "
+ALTER TABLE acceptances ADD COLUMN partner TEXT;
+";
+
 const COLUMNS: &str = "receipt, application_id, idempotency_key, target, matter_code, window_id, accepting_region, \
      handling_region, document, state, province_case_id, attempts, next_attempt_at, last_error, accepted_at, updated_at, \
-     kind, parent_receipt, party, deadline_at, absence, next_poll_at, poll_interval_ms";
+     kind, parent_receipt, party, deadline_at, absence, next_poll_at, poll_interval_ms, partner";
 /// The number of columns in [`COLUMNS`]; a query may select more after them.
-const COLUMN_COUNT: usize = 23;
+const COLUMN_COUNT: usize = 24;
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { op, source }
@@ -230,6 +239,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Acceptance> {
         absence: row.get(20)?,
         next_poll_at: row.get(21)?,
         poll_interval_ms: row.get(22)?,
+        partner: row.get(23)?,
     })
 }
 
@@ -404,6 +414,10 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
         return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
     }
     if let Some(existing) = find_by(tx, "application_id", &new.application_id).map_err(db(op))? {
+        // Another partner's application: neither its receipt nor its state is any of this one's.
+        if existing.partner.as_deref().is_some_and(|owner| owner != new.partner) {
+            return Err(StoreError::IdTaken { application_id: new.application_id.clone() });
+        }
         if new.idempotency_key.is_some() {
             // The key did not match above, so this is a second acceptance of the same
             // application: refusing is safer than handing out someone else's receipt.
@@ -501,8 +515,8 @@ fn insert(tx: &Connection, new: &NewAcceptance, row: &Row2<'_>) -> Result<i64, S
     tx.prepare_cached(
         "INSERT INTO acceptances (receipt, application_id, idempotency_key, target, matter_code, window_id, \
          accepting_region, handling_region, document, state, attempts, next_attempt_at, accepted_at, updated_at, \
-         kind, parent_receipt, party, deadline_at, absence) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11, ?11, ?12, ?13, ?14, ?15, ?16)",
+         kind, parent_receipt, party, deadline_at, absence, partner) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -522,6 +536,7 @@ fn insert(tx: &Connection, new: &NewAcceptance, row: &Row2<'_>) -> Result<i64, S
             row.party,
             row.deadline_at,
             row.absence,
+            new.partner,
         ])
     })
     .map_err(db("accept"))?;
@@ -970,6 +985,7 @@ mod tests {
             handling_region: "330100".into(),
             document: format!(r#"{{"application_id":"{app}"}}"#),
             accepted_at: at,
+            partner: "window-a".into(),
             joint: None,
         }
     }
@@ -1029,6 +1045,27 @@ mod tests {
         assert_eq!(store.get(&first.receipt).unwrap().unwrap().document, r#"{"application_id":"app-1"}"#);
         assert_eq!(store.list(None, 10).unwrap().len(), 1);
         assert_eq!(kinds(&store, &first.receipt), ["accepted"]);
+    }
+
+    #[test]
+    fn the_column_count_follows_the_column_list() {
+        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
+    }
+
+    #[test]
+    fn an_application_id_is_its_partners_own() {
+        let store = SqliteStore::in_memory().unwrap();
+        let first = store.accept(new("app-1", None, T0)).unwrap();
+        let theirs = NewAcceptance { partner: "window-b".into(), ..new("app-1", None, T0 + 5_000) };
+        match store.accept(theirs) {
+            Err(error @ StoreError::IdTaken { .. }) => {
+                assert!(!error.to_string().contains(&first.receipt), "the receipt is not told: {error}");
+            }
+            other => panic!("expected IdTaken, got {other:?}"),
+        }
+        // The partner that accepted it gets its receipt again.
+        assert_eq!(store.accept(new("app-1", None, T0 + 9_000)).unwrap().receipt, first.receipt);
+        assert_eq!(store.list(None, 10).unwrap().len(), 1, "nothing written");
     }
 
     #[test]
