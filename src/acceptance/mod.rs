@@ -22,7 +22,7 @@ use crate::canonical::Mode;
 use crate::canonical::validate::FieldError;
 use crate::problem::GatewayError;
 use crate::proxy::Gateway;
-use crate::proxy::pipeline::Exchange;
+use crate::proxy::pipeline::{Exchange, caller_name};
 use crate::proxy::respond::{self, Reply};
 use crate::proxy::{decode, route};
 use crate::store::{AcceptanceStore, NewAcceptance, StoreError};
@@ -235,12 +235,7 @@ async fn store_materials(
 /// another's key nor read another's receipt by guessing it. Keys are visible ASCII, so the space
 /// cannot occur in one and the partner's name ends at the last space.
 fn partner_scoped(x: &Exchange, key: &str) -> String {
-    format!("{} {key}", caller(x))
-}
-
-/// The calling partner's name (`anonymous` in the demo).
-fn caller(x: &Exchange) -> &str {
-    x.caller.as_ref().map(crate::identity::Caller::name).unwrap_or("unidentified")
+    format!("{} {key}", caller_name(x))
 }
 
 /// `POST /v1/acceptances`: validate, route, commit, then acknowledge with a receipt.
@@ -345,7 +340,7 @@ pub async fn accept(
     let new = NewAcceptance {
         application_id: app.application_id.clone().unwrap_or_default(),
         idempotency_key: idempotency_key.map(|key| partner_scoped(x, &key)),
-        partner: caller(x).to_owned(),
+        partner: caller_name(x).to_owned(),
         target: route.adapter.name.clone(),
         matter_code: app.matter.code.clone(),
         window_id: site.window_id.clone(),
@@ -395,7 +390,7 @@ pub async fn accept(
 /// partner acting from the handling region), and reporting a decision for the handling side
 /// only — so one window can neither read another's acceptances nor decide them.
 fn authorize_record(x: &Exchange, record: &crate::store::Acceptance, decision: bool) -> Result<(), GatewayError> {
-    let owner = record.partner.as_deref().is_some_and(|owner| owner == caller(x));
+    let owner = record.partner.as_deref().is_some_and(|owner| owner == caller_name(x));
     let from = (decision || !owner).then_some(record.handling_region.as_str());
     let call = Call::to(Right::Accept, &record.handling_region, Some(&record.matter_code)).from(from);
     crate::proxy::admit::authorize(x, call)

@@ -196,7 +196,7 @@ fn audit_entry(
 
 /// The audit record of a request the framing guard refused before it was parsed (smuggling
 /// shapes, oversize or malformed heads): nobody is identified yet and nothing was routed; the
-/// digest is over the bytes the guard held, so a kept copy of the attempt can be matched.
+/// digest is over the bytes the guard held (the head and whatever came with it in the same reads).
 pub(crate) fn refused_framing_entry(
     algorithm: crate::audit::Algorithm,
     request_id: &str,
@@ -761,7 +761,8 @@ pub(crate) async fn call_platform(
     result
 }
 
-fn caller_name(x: &Exchange) -> &str {
+/// The calling partner's name; `anonymous` (the demo) or `unidentified` before identification.
+pub(crate) fn caller_name(x: &Exchange) -> &str {
     x.caller.as_ref().map(Caller::name).unwrap_or("unidentified")
 }
 
