@@ -17,7 +17,11 @@ fn records(path: &std::path::Path) -> Vec<Value> {
 }
 
 fn verify_cli(path: &std::path::Path) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tongban")).args(["audit", "verify"]).arg(path).output().unwrap();
+    verify_files(&[path])
+}
+
+fn verify_files(paths: &[&std::path::Path]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tongban")).args(["audit", "verify"]).args(paths).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
 }
@@ -251,9 +255,12 @@ async fn a_rotated_log_is_reopened_at_the_next_reload() {
     assert_eq!(new[0]["kind"], "start");
     assert_eq!(new[0]["continues"]["hash"], old.last().unwrap()["hash"], "the new file names where the old one ended");
     assert_eq!(new.iter().filter(|r| r["kind"] == "exchange").count(), 1, "{new:#?}");
-    for file in [&moved, &path] {
-        let (code, text) = verify_cli(file);
-        assert_eq!(code, 0, "{text}");
-    }
+    // Oldest first, the two files are intact and linked; the other way round they are not.
+    let (code, text) = verify_files(&[&moved, &path]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("continues") && text.contains("linked"), "{text}");
+    let (code, text) = verify_files(&[&path, &moved]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("does NOT continue"), "{text}");
     harness.stop().await;
 }

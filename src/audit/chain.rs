@@ -163,6 +163,8 @@ pub(crate) struct Parsed {
     pub(crate) body: String,
     /// For gap records: lost, since, until.
     pub(crate) gap: Option<GapFields>,
+    /// For a start record after a rotation: where the previous file ended.
+    pub(crate) continues: Option<Continues>,
 }
 
 impl Parsed {
@@ -220,14 +222,14 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Parsed, LineError> {
     let alg = Algorithm::parse(&head.alg).ok_or_else(|| malformed(format!("unknown algorithm {:?}", head.alg)))?;
     let (open, hash) = split
         .ok_or_else(|| malformed("the line does not end with the hash member (`,\"hash\":\"<64 hex>\"}`)".into()))?;
-    let gap = match head.kind {
-        Kind::Exchange => AuditEntry::deserialize(&value).map(|_| None),
-        Kind::Start => StartFields::deserialize(&value).map(|_| None),
-        Kind::Gap => GapFields::deserialize(&value).map(Some),
+    let (gap, continues) = match head.kind {
+        Kind::Exchange => AuditEntry::deserialize(&value).map(|_| (None, None)),
+        Kind::Start => StartFields::deserialize(&value).map(|start| (None, start.continues)),
+        Kind::Gap => GapFields::deserialize(&value).map(|gap| (Some(gap), None)),
     }
     .map_err(|e| malformed(format!("{:?} record: {e}", head.kind)))?;
     let body = format!("{open}}}");
-    Ok(Parsed { seq: head.seq, kind: head.kind, alg, prev: head.prev, hash: hash.to_owned(), body, gap })
+    Ok(Parsed { seq: head.seq, kind: head.kind, alg, prev: head.prev, hash: hash.to_owned(), body, gap, continues })
 }
 
 /// The line split before its hash member, and the hash, when it ends the way the writer ends lines.

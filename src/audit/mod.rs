@@ -67,7 +67,7 @@ mod writer;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use verify::{Break, BreakKind, GapSeen, VerifyReport, verify};
+pub use verify::{Break, BreakKind, GapSeen, VerifyReport, continues_from, verify};
 pub use writer::{AuditLog, AuditStats, Durability, FileSink, Reopened, Sink};
 
 /// The hash algorithm (摘要算法) of the chain and of payload digests.

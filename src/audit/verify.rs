@@ -92,6 +92,11 @@ pub struct VerifyReport {
     pub breaks: Vec<Break>,
     /// Breaks beyond those listed.
     pub more_breaks: u64,
+    /// When the file begins after a rotation: the previous file's last record (seq, hash), as its
+    /// first `start` record names it.
+    pub continues: Option<(u64, String)>,
+    /// The hash of the last record.
+    pub last_hash: Option<String>,
 }
 
 impl VerifyReport {
@@ -109,6 +114,15 @@ impl VerifyReport {
     }
 }
 
+/// Whether `next` begins where `previous` ended: its first record is a rotation's `start` naming
+/// the previous file's last seq and hash.
+pub fn continues_from(next: &VerifyReport, previous: &VerifyReport) -> bool {
+    match (&next.continues, previous.last_seq, &previous.last_hash) {
+        (Some((seq, hash)), Some(last_seq), Some(last_hash)) => *seq == last_seq && hash == last_hash,
+        _ => false,
+    }
+}
+
 /// Checks the log at `path`. Errors only when the file cannot be read; damage is in the report.
 pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
     let io = |source| AuditError::Io { path: path.display().to_string(), source };
@@ -123,6 +137,8 @@ pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
         gaps: Vec::new(),
         breaks: Vec::new(),
         more_breaks: 0,
+        continues: None,
+        last_hash: None,
     };
     // The record the next one must link to: (line, seq, hash); none before the first record.
     let mut link: Option<(usize, u64, String)> = None;
@@ -151,9 +167,15 @@ pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
                 continue;
             }
         };
+        if report.records == 0
+            && let Some(continues) = &record.continues
+        {
+            report.continues = Some((continues.seq, continues.hash.clone()));
+        }
         report.records += 1;
         report.first_seq.get_or_insert(record.seq);
         report.last_seq = Some(record.seq);
+        report.last_hash = Some(record.hash.clone());
         if !report.algorithms.contains(&record.alg) {
             report.algorithms.push(record.alg);
         }
@@ -222,6 +244,9 @@ impl fmt::Display for VerifyReport {
             write!(f, ", {alg}")?;
         }
         write!(f, ", {}", plural(self.starts, "start", "starts"))?;
+        if let Some((seq, _)) = &self.continues {
+            write!(f, ", continues a rotated file that ended at seq {seq}")?;
+        }
         if !self.gaps.is_empty() {
             let shown: Vec<String> = self.gaps.iter().take(MAX_GAPS_SHOWN).map(describe_gap).collect();
             let more = self.gaps.len().saturating_sub(MAX_GAPS_SHOWN);

@@ -715,6 +715,9 @@ mod tests {
         let last_old: serde_json::Value = serde_json::from_str(&old[4]).unwrap();
         assert_eq!(start["continues"]["hash"], last_old["hash"]);
         assert_ne!(start["continues"]["hash"].as_str(), Some(hash.as_str()));
-        assert!(verify(&path).unwrap().is_intact());
+        let (before, after) = (verify(&moved).unwrap(), verify(&path).unwrap());
+        assert!(after.is_intact());
+        assert!(crate::audit::continues_from(&after, &before));
+        assert!(!crate::audit::continues_from(&before, &after));
     }
 }
