@@ -138,3 +138,35 @@ async fn readyz_shows_each_platforms_probed_health() {
     assert!(text.contains(r#"tongban_platform_up{target="guizhou"} 1"#), "{text}");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_asks_for_the_operators_token_when_one_is_set() {
+    use tongban::config::AdminToken;
+    const TOKEN: &str = "admin-token-0123456789abcdef";
+    let harness = Harness::start_with(demo_federation(), |federation| {
+        federation.server.admin_token = Some(AdminToken::new(TOKEN));
+    })
+    .await;
+    let url = |path: &str| format!("http://{}{path}", harness.running.admin);
+    // What orchestrators and Prometheus read stays open.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(harness.send("GET", &url(path), &[], Vec::new()).await.status, 200, "{path}");
+    }
+    // Without the token, or with another: 401 naming the fix, and nothing is done.
+    let answer = harness.send("POST", &url("/admin/reload"), &[], Vec::new()).await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(answer.json()["type"], "urn:tongban:problem:unauthorized");
+    assert!(answer.json()["detail"].as_str().unwrap().contains("admin_token_file"));
+    let wrong = [("authorization", "Bearer admin-token-0123456789abcdeX")];
+    let answer = harness.send("GET", &url("/admin/acceptances"), &wrong, Vec::new()).await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert!(!metrics(&harness).await.contains("tongban_config_reloads_total{result=\"success\"} 1"), "no reload ran");
+    // With it, the admin API answers.
+    let bearer = format!("Bearer {TOKEN}");
+    let right = [("authorization", bearer.as_str())];
+    assert_eq!(harness.send("POST", &url("/admin/reload"), &right, Vec::new()).await.status, 200);
+    assert_eq!(harness.send("GET", &url("/admin/acceptances"), &right, Vec::new()).await.status, 200);
+    assert_eq!(harness.send("GET", &url("/v1/adapters"), &right, Vec::new()).await.status, 200);
+    harness.stop().await;
+}

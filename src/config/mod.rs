@@ -6,4 +6,4 @@ pub mod load;
 pub mod raw;
 pub mod source;
 
-pub use load::{Federation, PrintingSettings, load};
+pub use load::{AdminToken, Federation, PrintingSettings, load};

@@ -398,9 +398,13 @@ pub struct RawServer {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Admin listener (/healthz, /readyz, /metrics, /v1/adapters, /admin/reload, /admin/cache/purge),
-    /// e.g. "127.0.0.1:9090". It has no authentication: keep it off public networks.
+    /// e.g. "127.0.0.1:9090". Keep it off public networks.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: String,
+    /// A file holding the admin API's bearer token (at least 16 visible ASCII characters), relative
+    /// to this file; absent: the admin API asks for none. /healthz, /readyz and /metrics stay open.
+    #[serde(default)]
+    pub admin_token_file: Option<String>,
     /// Largest request body accepted, in bytes (materials travel inline as base64).
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
@@ -465,6 +469,7 @@ impl Default for RawServer {
         RawServer {
             listen: default_listen(),
             admin_listen: default_admin_listen(),
+            admin_token_file: None,
             body_limit_bytes: default_body_limit(),
             max_connections: default_max_connections(),
             tls: None,

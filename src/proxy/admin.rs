@@ -1,6 +1,7 @@
 //! The admin listener (管理端口): health, readiness with each platform's last probe, metrics,
-//! what is loaded, reload, and cache purge. Keep it on a private address: it has no
-//! authentication of its own.
+//! what is loaded, reload, cache purge, the acceptance queue and the audit head. Keep it on a
+//! private address. With `[server] admin_token_file`, everything but health, readiness and
+//! metrics (what orchestrators and Prometheus scrape) needs `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 
@@ -34,6 +35,24 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
     let cx = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let open = matches!((&method, path.as_str()), (&Method::GET, "/healthz" | "/readyz" | "/metrics"));
+    if !open && let Some(token) = &gateway.federation().server.admin_token {
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !presented.is_some_and(|presented| token.matches(presented)) {
+            let reason = if presented.is_some() { "the admin token is wrong" } else { "no admin token was sent" };
+            let error = GatewayError::Unauthorized {
+                reason: reason.into(),
+                fix: "send Authorization: Bearer <the token in [server] admin_token_file>",
+            };
+            let mut reply = respond::problem(&error, &cx);
+            reply.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            return Ok(reply);
+        }
+    }
     let reply = match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => {
             respond::bytes(StatusCode::OK, "text/plain; charset=utf-8", b"ok\n".to_vec(), &cx)
