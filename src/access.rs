@@ -22,8 +22,11 @@ pub enum Right {
     Status,
     /// 事项目录: read a region's catalogue of matters.
     Matters,
-    /// 异地代收代办: accept applications for another region, follow and report on them.
+    /// 异地代收代办: accept applications for another region and follow them.
     Accept,
+    /// 办件回告: as the handling side, read the acceptances handled in a region and report
+    /// decisions on them (never on an acceptance the same partner accepted).
+    Decide,
     /// 电子证照: read a certificate from its issuing platform.
     Certificate,
     /// 异地打证: create, read and confirm print jobs.
@@ -32,8 +35,8 @@ pub enum Right {
 
 impl Right {
     /// Every right, in the order the docs list them.
-    pub const ALL: [Right; 6] =
-        [Right::Submit, Right::Status, Right::Matters, Right::Accept, Right::Certificate, Right::Print];
+    pub const ALL: [Right; 7] =
+        [Right::Submit, Right::Status, Right::Matters, Right::Accept, Right::Decide, Right::Certificate, Right::Print];
 
     /// The name used in `[partner.allow] operations`.
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Right {
             Right::Status => "status",
             Right::Matters => "matters",
             Right::Accept => "accept",
+            Right::Decide => "decide",
             Right::Certificate => "certificate",
             Right::Print => "print",
         }

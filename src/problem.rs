@@ -347,23 +347,30 @@ fn summary(errors: &[FieldError]) -> String {
 /// The `[partner.allow]` list that grants a kind of right.
 pub(crate) fn allow_list(right: &str) -> &'static str {
     match right {
-        "region" => "regions",
-        "matter" => "matters",
-        "from" => "from",
-        _ => "operations",
+        "region" => "allow.regions",
+        "matter" => "allow.matters",
+        "from" => "allow.from",
+        // Not a right anyone is granted: the window that accepted an acceptance never decides it.
+        "own" => "none",
+        _ => "allow.operations",
     }
 }
 
 /// The refusal's detail: what is missing, and where the operator grants it.
 pub(crate) fn forbidden_detail(partner: &str, right: &str, value: &str) -> String {
+    if right == "own" {
+        return format!(
+            "partner '{partner}' accepted {value} itself; decisions on an acceptance come from its handling side (a partner with the decide right), never from the window that accepted it"
+        );
+    }
     if right == "from" {
         return format!(
-            "partner '{partner}' may not act from region '{value}': windows and print sites there, and decisions on acceptances handled there, are that region's own partners'; give a region of this partner's own, or the operator grants it in this partner's [partner.allow] from (without it, the partner's province) in tongban.toml"
+            "partner '{partner}' may not act from region '{value}': windows and print sites there are that region's own partners'; give a region of this partner's own, or the operator grants it in this partner's [partner.allow] from (without it, the partner's province) in tongban.toml"
         );
     }
     format!(
         "partner '{partner}' has no right to {right} '{value}'; the operator grants it in this partner's [partner.allow] {} in tongban.toml",
-        allow_list(right)
+        allow_list(right).trim_start_matches("allow.")
     )
 }
 
@@ -578,7 +585,7 @@ impl GatewayError {
             GatewayError::Forbidden { partner, right, value, field } => {
                 let mut extension = serde_json::json!({
                     "partner": partner,
-                    "missing_right": { "kind": right, "value": value, "list": format!("allow.{}", allow_list(right)) }
+                    "missing_right": { "kind": right, "value": value, "list": allow_list(right) }
                 });
                 if let Some(field) = field {
                     extension["field"] = serde_json::Value::from(*field);

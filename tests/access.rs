@@ -141,7 +141,7 @@ fn rights(operations: &[tongban::access::Right], regions: &[&str]) -> tongban::a
 async fn stored_acceptances_are_reached_only_within_the_partners_regions() {
     use tongban::access::Right;
     // Rights over Yunnan only; the acceptance is handled in Guizhou.
-    let harness = with_partner(rights(&[Right::Accept], &["53"]), true).await;
+    let harness = with_partner(rights(&[Right::Accept, Right::Decide], &["53"]), true).await;
     let mut application = common::canonical("natural_person");
     application["mode"] = "proxy_acceptance".into();
     let body = serde_json::json!({ "accepting_site": { "window_id": "GD-TH-0007", "region": "440106" }, "application": application });
@@ -288,17 +288,18 @@ fn a_partner_acts_from_its_province_unless_allow_from_says_otherwise() {
     assert_eq!(from("demo-limited"), Allowed::Any);
 }
 
-/// Partners identified by API key (the key is the name), each with every right but acting only
-/// from its own province; anonymous callers are refused.
-async fn with_windows(windows: &[(&'static str, &'static str)]) -> Harness {
+/// Partners identified by API key (`<name>-key`), each acting only from its own province, with
+/// every operation but `decide` unless it is the handling side; anonymous callers are refused.
+async fn with_windows(windows: &[(&'static str, &'static str, bool)]) -> Harness {
     use std::sync::Arc;
-    use tongban::access::{Allowed, Rights};
+    use tongban::access::{Allowed, Right, Rights};
     use tongban::identity::{IdentifyBy, Identities, Partner, PartnerEntry};
     let windows = windows.to_vec();
     Harness::start_with(common::demo_federation(), move |federation| {
         let entries = windows
             .iter()
-            .map(|(name, province)| {
+            .map(|(name, province, decides)| {
+                let operations = Right::ALL.into_iter().filter(|right| *decides || *right != Right::Decide);
                 let partner = Partner {
                     name: (*name).into(),
                     title: (*name).into(),
@@ -306,7 +307,11 @@ async fn with_windows(windows: &[(&'static str, &'static str)]) -> Harness {
                     agency: None,
                     rate: None,
                     operations: Default::default(),
-                    rights: Rights { from: Allowed::Only(vec![(*province).into()]), ..Rights::all() },
+                    rights: Rights {
+                        operations: Allowed::Only(operations.collect()),
+                        from: Allowed::Only(vec![(*province).into()]),
+                        ..Rights::all()
+                    },
                 };
                 PartnerEntry {
                     partner: Arc::new(partner),
@@ -322,7 +327,14 @@ async fn with_windows(windows: &[(&'static str, &'static str)]) -> Harness {
 
 #[tokio::test(start_paused = true)]
 async fn an_acceptance_is_read_by_its_window_and_the_handling_side_and_decided_only_by_the_handling_side() {
-    let harness = with_windows(&[("hunan-window", "43"), ("guangdong-window", "44"), ("guizhou-platform", "52")]).await;
+    // Two windows and the handling side; a second Hunan window too (same province as the first).
+    let windows = [
+        ("hunan-window", "43", false),
+        ("hunan-window-2", "43", false),
+        ("guangdong-window", "44", false),
+        ("guizhou-platform", "52", true),
+    ];
+    let harness = with_windows(&windows).await;
     let as_partner =
         |name: &'static str| [("x-api-key", format!("{name}-key")), ("content-type", "application/json".into())];
     let send = |name: &'static str, method: &'static str, path: String, body: Vec<u8>| {
@@ -342,14 +354,15 @@ async fn an_acceptance_is_read_by_its_window_and_the_handling_side_and_decided_o
     assert_eq!(created.status, 202, "{}", created.text());
     let receipt = created.json()["receipt"].as_str().unwrap().to_owned();
     let path = format!("/v1/acceptances/{receipt}");
-    let handling = application["handling_region"].as_str().unwrap().to_owned();
 
-    // Its own window reads it; another province's window does not, although its rights cover Guizhou.
+    // Its own window reads it; other windows do not — in another province or in the same one —
+    // although their `accept` right covers Guizhou: reading others' acceptances is `decide`.
     assert_eq!(send("hunan-window", "GET", path.clone(), Vec::new()).await.status, 200);
-    let answer = send("guangdong-window", "GET", path.clone(), Vec::new()).await;
-    assert_eq!(answer.status, 403, "{}", answer.text());
-    assert_eq!(answer.json()["missing_right"]["kind"], "from");
-    assert_eq!(answer.json()["missing_right"]["value"], handling.as_str());
+    for other in ["guangdong-window", "hunan-window-2"] {
+        let answer = send(other, "GET", path.clone(), Vec::new()).await;
+        assert_eq!(answer.status, 403, "{other}: {}", answer.text());
+        assert_eq!(answer.json()["missing_right"]["value"], "decide");
+    }
 
     // Another window cannot take its application id either, nor learn its receipt.
     let stolen = send("guangdong-window", "POST", "/v1/acceptances".into(), {
@@ -376,9 +389,14 @@ async fn an_acceptance_is_read_by_its_window_and_the_handling_side_and_decided_o
     }
     assert_eq!(state, "delivered", "{}", send("guizhou-platform", "GET", path.clone(), Vec::new()).await.text());
     let decision = br#"{"state":"approved"}"#.to_vec();
+    for window in ["hunan-window-2", "guangdong-window"] {
+        let answer = send(window, "POST", format!("{path}/events"), decision.clone()).await;
+        assert_eq!(answer.status, 403, "{window}: {}", answer.text());
+    }
     let answer = send("hunan-window", "POST", format!("{path}/events"), decision.clone()).await;
     assert_eq!(answer.status, 403, "{}", answer.text());
-    assert_eq!(answer.json()["missing_right"]["kind"], "from");
+    assert_eq!(answer.json()["missing_right"]["kind"], "own", "the window that accepted it never decides it");
+    assert_eq!(answer.json()["missing_right"]["list"], "none");
     let answer = send("guizhou-platform", "POST", format!("{path}/events"), decision).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let read = send("hunan-window", "GET", path.clone(), Vec::new()).await.json();

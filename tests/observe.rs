@@ -168,5 +168,16 @@ async fn the_admin_api_asks_for_the_operators_token_when_one_is_set() {
     assert_eq!(harness.send("POST", &url("/admin/reload"), &right, Vec::new()).await.status, 200);
     assert_eq!(harness.send("GET", &url("/admin/acceptances"), &right, Vec::new()).await.status, 200);
     assert_eq!(harness.send("GET", &url("/v1/adapters"), &right, Vec::new()).await.status, 200);
+    // The scheme name is case-insensitive; the token is not.
+    let lower = format!("bearer {TOKEN}");
+    assert_eq!(
+        harness.send("GET", &url("/admin/audit"), &[("authorization", lower.as_str())], Vec::new()).await.status,
+        200
+    );
+    let upper = format!("Bearer {}", TOKEN.to_uppercase());
+    assert_eq!(
+        harness.send("GET", &url("/admin/audit"), &[("authorization", upper.as_str())], Vec::new()).await.status,
+        401
+    );
     harness.stop().await;
 }

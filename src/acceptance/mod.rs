@@ -385,15 +385,22 @@ pub async fn accept(
     Ok(reply)
 }
 
-/// The caller's right over one stored acceptance: the `accept` right for its handling region and
-/// matter; besides, reading it is for the partner that accepted it and for the handling side (a
-/// partner acting from the handling region), and reporting a decision for the handling side
-/// only — so one window can neither read another's acceptances nor decide them.
+/// The caller's right over one stored acceptance, for its handling region and matter: the
+/// partner that accepted it reads it with `accept`; the handling side reads it and reports
+/// decisions with `decide`; the window that accepted it never decides it (separation of duties),
+/// so one window can neither read another's acceptances nor approve its own.
 fn authorize_record(x: &Exchange, record: &crate::store::Acceptance, decision: bool) -> Result<(), GatewayError> {
     let owner = record.partner.as_deref().is_some_and(|owner| owner == caller_name(x));
-    let from = (decision || !owner).then_some(record.handling_region.as_str());
-    let call = Call::to(Right::Accept, &record.handling_region, Some(&record.matter_code)).from(from);
-    crate::proxy::admit::authorize(x, call)
+    if decision && owner && matches!(x.caller, Some(crate::identity::Caller::Partner(_))) {
+        return Err(GatewayError::Forbidden {
+            partner: caller_name(x).to_owned(),
+            right: "own",
+            value: record.receipt.clone(),
+            field: None,
+        });
+    }
+    let right = if owner && !decision { Right::Accept } else { Right::Decide };
+    crate::proxy::admit::authorize(x, Call::to(right, &record.handling_region, Some(&record.matter_code)))
 }
 
 /// `GET /v1/acceptances/{receipt}`: the state and the timeline.

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -150,6 +150,8 @@ struct Shared {
     progress: Condvar,
     /// The last record written: (seq, hash).
     head: Mutex<(u64, String)>,
+    /// A reopen was asked for (read by the writer after every batch, so asking never blocks).
+    reopen_requested: AtomicBool,
 }
 
 impl Shared {
@@ -222,6 +224,7 @@ impl AuditLog {
             processed: Mutex::new(0),
             progress: Condvar::new(),
             head: Mutex::new((chain.seq, chain.hash.clone())),
+            reopen_requested: AtomicBool::new(false),
         });
         let (queue, receiver) = sync_channel(capacity.max(1));
         let worker = Worker {
@@ -266,15 +269,20 @@ impl AuditLog {
     /// Asks the writer to check whether the file was moved away (a rotation: `mv audit.log
     /// audit.log.1`) and, if so, to write to a new file at the configured path from the next
     /// record on. That file starts with a `start` record naming the moved file's last record
-    /// (`continues`). Records queued before the call go to the moved file. Blocks while the queue
-    /// is full: call it off the async runtime. False when the writer is gone.
+    /// (`continues`). Records queued before the call go to the moved file (with a full queue, some
+    /// queued just after may too). Never blocks: with a
+    /// full queue (a stuck disk) the request waits for the writer's next batch, and a reload is
+    /// never held up by the audit disk. False when the writer is gone.
     pub fn reopen(&self) -> bool {
-        match self.queue.send(Message::Reopen) {
+        self.shared.reopen_requested.store(true, Ordering::Release);
+        // Wakes an idle writer; a busy one sees the flag after its batch.
+        match self.queue.try_send(Message::Reopen) {
             Ok(()) => {
                 self.shared.queued.fetch_add(1, Ordering::AcqRel);
                 true
             }
-            Err(_) => false,
+            Err(TrySendError::Full(_)) => true,
+            Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
@@ -350,7 +358,7 @@ impl Worker {
                 }
             }
             self.write(&mut batch);
-            if reopen {
+            if reopen | self.shared.reopen_requested.swap(false, Ordering::AcqRel) {
                 self.reopen();
             }
             self.shared.mark_processed(taken);
@@ -360,10 +368,21 @@ impl Worker {
     /// Follows a rotation: a new file at the path, opened with a start record that names where
     /// the moved file's chain ended.
     fn reopen(&mut self) {
+        // A partial write the last failure could not cut off is cut now, in the file it is in.
+        if let Some(len) = self.restore_len
+            && self.sink.truncate(len).is_ok()
+        {
+            self.restore_len = None;
+        }
         match self.sink.reopen() {
             Ok(None) => {}
             Ok(Some(Reopened { tail })) => {
-                let left = Continues { seq: self.chain.seq, hash: self.chain.hash.clone() };
+                // A second rotation before this file's start record could be written: the link
+                // still points at the last file that has records.
+                let left = match (&self.continues, self.start_pending) {
+                    (Some(pending), true) => pending.clone(),
+                    _ => Continues { seq: self.chain.seq, hash: self.chain.hash.clone() },
+                };
                 tracing::info!(left_at_seq = left.seq, "The audit log was moved away; writing a new file at its path.");
                 self.chain = Chain::new(self.chain.alg, tail);
                 self.restore_len = None;

@@ -270,7 +270,7 @@ pub struct RawPartner {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAllow {
-    /// Operations: submit, status, matters, accept, certificate, print.
+    /// Operations: submit, status, matters, accept, decide, certificate, print.
     pub operations: Vec<String>,
     /// Target regions as codes or prefixes: "52" (a province), "4401" (a city), "440106".
     pub regions: Vec<String>,

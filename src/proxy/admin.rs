@@ -41,7 +41,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.split_once(' '))
+            // The scheme name is case-insensitive (RFC 9110).
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
         if !presented.is_some_and(|presented| token.matches(presented)) {
             let reason = if presented.is_some() { "the admin token is wrong" } else { "no admin token was sent" };
             let error = GatewayError::Unauthorized {

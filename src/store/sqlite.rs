@@ -414,8 +414,9 @@ fn accept_one(tx: &Connection, new: &NewAcceptance) -> Result<Accepted, StoreErr
         return Ok(Accepted { receipt: existing.receipt.clone(), created: false, acceptance: existing });
     }
     if let Some(existing) = find_by(tx, "application_id", &new.application_id).map_err(db(op))? {
-        // Another partner's application: neither its receipt nor its state is any of this one's.
-        if existing.partner.as_deref().is_some_and(|owner| owner != new.partner) {
+        // Another partner's application (or one stored before partners were recorded): neither
+        // its receipt nor its state is any of this one's.
+        if existing.partner.as_deref() != Some(new.partner.as_str()) {
             return Err(StoreError::IdTaken { application_id: new.application_id.clone() });
         }
         if new.idempotency_key.is_some() {
@@ -1066,6 +1067,10 @@ mod tests {
         // The partner that accepted it gets its receipt again.
         assert_eq!(store.accept(new("app-1", None, T0 + 9_000)).unwrap().receipt, first.receipt);
         assert_eq!(store.list(None, 10).unwrap().len(), 1, "nothing written");
+
+        // A record from before partners were recorded belongs to nobody who asks now.
+        store.write("test", |tx| tx.execute("UPDATE acceptances SET partner = NULL", []).map_err(db("test"))).unwrap();
+        assert!(matches!(store.accept(new("app-1", None, T0 + 12_000)), Err(StoreError::IdTaken { .. })));
     }
 
     #[test]
@@ -1423,8 +1428,9 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let old = store.get("TB202611220000000001").unwrap().unwrap();
         assert_eq!((old.kind.as_str(), old.next_poll_at), (KIND_SINGLE, None));
-        // The application id stays unique for the records callers hold.
-        assert!(!store.accept(new("old-app", None, T0)).unwrap().created);
+        // The application id stays taken, and an old record (no partner recorded) is told to nobody.
+        assert!(matches!(store.accept(new("old-app", None, T0)), Err(StoreError::IdTaken { .. })));
+        assert_eq!(old.partner, None);
         let version: i64 =
             store.read(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db("t"))).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
