@@ -876,8 +876,9 @@ fn compile_server_tls(
     if !missing && let Err(error) = crate::tls::server_config(&files) {
         // A revocation list's own error goes to its key.
         let crl = match &error {
-            crate::tls::TlsError::NoCrl { path } | crate::tls::TlsError::BadCrl { path, .. } => Some(path),
-            crate::tls::TlsError::Pem { path, .. } => Some(path),
+            crate::tls::TlsError::NoCrl { path }
+            | crate::tls::TlsError::BadCrl { path, .. }
+            | crate::tls::TlsError::Pem { path, .. } => Some(path),
             _ => None,
         };
         let index = crl.and_then(|path| files.client_crl.iter().position(|crl| crl == path));
